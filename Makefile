@@ -1,0 +1,55 @@
+# One place for every command a user or CI runs. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+STAGE ?= dev
+VENV := .venv
+PY := $(VENV)/bin/python
+# Stages come from cdk.json so a new stage needs no Makefile change.
+STAGES = $(shell $(PY) -c "import json; print(' '.join(json.load(open('cdk.json'))['context']['stages']))")
+# Node 20 is past jsii's support window: without this every synth prints a large banner.
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+CDK := npx --no-install cdk
+
+.PHONY: help setup up synth test lint deploy destroy clean
+
+help:  ## List the commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+setup: $(VENV)/.installed node_modules/.installed  ## Create .venv and install pinned Python and npm dependencies
+
+$(VENV)/.installed: requirements.txt runtime_image/requirements.txt runtime_image/pyproject.toml
+	@command -v node >/dev/null && command -v npm >/dev/null || { echo "Node.js 20+ with npm is required for the CDK CLI: install it (for example 'apt-get install nodejs npm')." >&2; exit 1; }
+	@python=$$(scripts/find-python.sh) && { [ -x $(PY) ] || $$python -m venv $(VENV); }
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.txt -r runtime_image/requirements.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -e runtime_image
+	@touch $@
+
+node_modules/.installed: package.json
+	@command -v npm >/dev/null || { echo "npm is required for the CDK CLI: install Node.js 20+ with npm (for example 'apt-get install nodejs npm')." >&2; exit 1; }
+	npm install --no-audit --no-fund --loglevel=error
+	@touch $@
+
+up: setup  ## Run the agent and web client locally (http://localhost:7860)
+	@echo "The local agent and web client arrive with the agent and browser-client issues."
+	@echo "Until then 'make up' only checks that every stage synthesizes:"
+	@$(MAKE) --no-print-directory synth
+
+synth: setup  ## Synthesize every stage (or STAGE=name) offline into cdk.out/
+	@set -e; stages="$(if $(filter command line environment,$(origin STAGE)),$(STAGE),$(STAGES))"; \
+	for s in $$stages; do echo "synth $$s"; $(CDK) synth --quiet -c stage=$$s -o cdk.out/$$s; done
+
+test: setup  ## Run every test suite
+	$(VENV)/bin/pytest
+
+lint: setup  ## Static checks: ruff on the Python code
+	$(VENV)/bin/ruff check .
+
+deploy: setup  ## Deploy STAGE (default dev) into the current AWS account
+	$(CDK) deploy --all -c stage=$(STAGE) --require-approval broadening
+
+destroy: setup  ## Destroy STAGE's stacks (agent stack first, then the network stack)
+	$(CDK) destroy --all -c stage=$(STAGE) --force
+
+clean:  ## Remove build output (keeps .venv and node_modules)
+	rm -rf cdk.out .pytest_cache test-results

@@ -1,0 +1,1 @@
+"""A WebRTC voice agent for Amazon Bedrock AgentCore Runtime."""
