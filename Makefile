@@ -7,22 +7,24 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # Stages come from cdk.json so a new stage needs no Makefile change.
 STAGES = $(shell $(PY) -c "import json; print(' '.join(json.load(open('cdk.json'))['context']['stages']))")
+# The stage's region from cdk.json (REGION=... overrides), for the commands that talk to AWS directly.
+REGION ?= $(shell $(PY) -c "import json; print(json.load(open('cdk.json'))['context']['stages'].get('$(STAGE)', {}).get('region', ''))" 2>/dev/null)
 # Node 20 is past jsii's support window: without this every synth prints a large banner.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 CDK := npx --no-install cdk
 
-.PHONY: help setup up synth test lint deploy destroy clean
+.PHONY: help setup up synth test lint deploy destroy smoke clean
 
 help:  ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 setup: $(VENV)/.installed node_modules/.installed  ## Create .venv and install pinned Python and npm dependencies
 
-$(VENV)/.installed: requirements.txt runtime_image/requirements.txt runtime_image/pyproject.toml
+$(VENV)/.installed: requirements.txt runtime_image/requirements.txt runtime_image/pyproject.toml ops/pyproject.toml
 	@command -v node >/dev/null && command -v npm >/dev/null || { echo "Node.js 20+ with npm is required for the CDK CLI: install it (for example 'apt-get install nodejs npm')." >&2; exit 1; }
 	@python=$$(scripts/find-python.sh) && { [ -x $(PY) ] || $$python -m venv $(VENV); }
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.txt -r runtime_image/requirements.txt
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -e runtime_image
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -e runtime_image -e ops
 	@touch $@
 
 node_modules/.installed: package.json
@@ -48,8 +50,11 @@ lint: setup  ## Static checks: ruff on the Python code
 deploy: setup  ## Deploy STAGE (default dev) into the current AWS account
 	$(CDK) deploy --all -c stage=$(STAGE) --require-approval broadening
 
-destroy: setup  ## Destroy STAGE's stacks (agent stack first, then the network stack)
-	$(CDK) destroy --all -c stage=$(STAGE) --force
+destroy: setup  ## Destroy STAGE: agent stack, its log groups, then the network stack (WAIT=1 waits for AgentCore)
+	$(VENV)/bin/voice-agent-destroy --stage $(STAGE) $(if $(REGION),--region $(REGION)) $(if $(WAIT),--wait $(if $(MAX_WAIT),--max-wait-minutes $(MAX_WAIT)))
+
+smoke: setup  ## One timed WebRTC call to STAGE's deployed agent (URL=http://127.0.0.1:8080 for a local one)
+	$(VENV)/bin/voice-agent-smoke $(if $(URL),--url $(URL),--stage $(STAGE) $(if $(REGION),--region $(REGION)))
 
 clean:  ## Remove build output (keeps .venv and node_modules)
 	rm -rf cdk.out .pytest_cache test-results

@@ -1,0 +1,1 @@
+"""Operations commands for the voice agent: ``voice-agent-smoke`` and ``voice-agent-destroy``."""

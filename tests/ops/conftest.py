@@ -1,0 +1,68 @@
+"""Fixtures for the operations commands: botocore Stubbers for AWS, a fake clock, the local agent."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from ops_fakes import REGION, FakeClock, StubbedAws
+
+# tests.support is imported as a package from the repository root, which pytest does not put on sys.path.
+REPO_ROOT = Path(__file__).resolve().parents[2]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+try:
+    import voice_agent_ops  # noqa: F401
+except ImportError as missing:  # a readable message instead of a collection traceback
+    raise ImportError(
+        "the ops package is not installed in the venv: run `.venv/bin/pip install --no-deps -e ops` "
+        "(make setup does this)"
+    ) from missing
+
+from tests.support.agent_process import AgentProcess  # noqa: E402
+from tests.support.turn import TurnServer  # noqa: E402
+
+
+@pytest.fixture
+def stubbed_aws() -> Iterator[StubbedAws]:
+    session = boto3.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name=REGION)
+    clients = {name: session.client(name) for name in ("cloudformation", "ec2", "logs")}
+    stubbers = {name: Stubber(client) for name, client in clients.items()}
+    for stubber in stubbers.values():
+        stubber.activate()
+    yield StubbedAws(**clients, stubbers=stubbers)
+    for stubber in stubbers.values():
+        stubber.deactivate()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(datetime(2026, 11, 21, 12, 0, tzinfo=UTC))
+
+
+@pytest.fixture(scope="session")
+def turn_server() -> Iterator[TurnServer]:
+    with TurnServer.start() as turn:
+        yield turn
+
+
+@pytest.fixture(scope="session")
+def direct_agent() -> Iterator[AgentProcess]:
+    """The echo agent with no ICE servers: host candidates on loopback."""
+    with AgentProcess.start(voice="echo", ice_servers="none") as agent:
+        yield agent
+
+
+@pytest.fixture(scope="session")
+def relay_agent(turn_server: TurnServer) -> Iterator[AgentProcess]:
+    """The echo agent in relay-only mode, handing out the loopback coturn as its static TURN server."""
+    with AgentProcess.start(
+        voice="echo", ice_servers="static", relay_only=True, env=turn_server.ice_server_env()
+    ) as agent:
+        yield agent

@@ -1,0 +1,227 @@
+"""voice-agent-smoke against the real local agent: direct, relay-only through a real coturn, through an
+InvokeAgentRuntime stand-in (the real boto3 client and wire format), and against a stopped agent."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from agentcore_standin import AgentCoreStandIn
+from botocore.stub import Stubber
+from ops_fakes import REGION
+from voice_agent_ops import smoke
+
+from tests.support.agent_process import AgentProcess
+from tests.support.turn import TurnServer
+
+AGENT_STACK_ID = f"arn:aws:cloudformation:{REGION}:123456789012:stack/voice-agent-dev-agent/1"
+RUNTIME_ARN = f"arn:aws:bedrock-agentcore:{REGION}:123456789012:runtime/voice_agent_dev-Ab12Cd34Ef"
+ALL_STEPS = list(smoke.STEPS)
+
+
+def run_smoke(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:
+    code = smoke.main([*args, "--json", "--clip-seconds", "0.6"])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def statuses(report: dict[str, Any]) -> dict[str, str]:
+    return {step["name"]: step["status"] for step in report["steps"]}
+
+
+@pytest.fixture
+def fake_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "example-secret")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+
+
+@pytest.fixture
+def agentcore(direct_agent: AgentProcess) -> Iterator[AgentCoreStandIn]:
+    standin = AgentCoreStandIn(agent_url=direct_agent.url).start()
+    yield standin
+    standin.stop()
+
+
+def test_direct_call_to_the_local_agent_passes_every_step(
+    direct_agent: AgentProcess, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, report = run_smoke(capsys, "--url", direct_agent.url, "--expect-echo")
+
+    assert code == 0, report
+    assert report["ok"] is True and report["failed_step"] is None
+    assert [step["name"] for step in report["steps"]] == ALL_STEPS
+    assert statuses(report) == {name: "ok" for name in ALL_STEPS} | {"resolve_outputs": "skipped"}
+    assert report["relay_only"] is False
+    details = {step["name"]: step["detail"] for step in report["steps"]}
+    assert "'listening'" in details["first_state"]
+    assert "offer candidates host x" in details["offer_answer"]
+    assert all(step["seconds"] is not None for step in report["steps"][1:])
+    assert direct_agent.ping()["status"] == "Healthy"  # disconnect released the call
+
+
+def test_relay_only_call_through_coturn_passes(
+    relay_agent: AgentProcess, turn_server: TurnServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, report = run_smoke(capsys, "--url", relay_agent.url, "--relay-only", "--expect-echo")
+
+    assert code == 0, report
+    assert report["relay_only"] is True
+    steps = {step["name"]: step for step in report["steps"]}
+    assert (
+        turn_server.url in steps["ice_config"]["detail"] and "policy relay" in steps["ice_config"]["detail"]
+    )
+    # Both sides offered only relay candidates, so media can only have gone through coturn.
+    assert steps["offer_answer"]["detail"].count("candidates relay x") == 2
+    assert "host" not in steps["offer_answer"]["detail"]
+    assert "through the TURN relay" in steps["ice_connected"]["detail"]
+    assert steps["audio_returned"]["status"] == "ok"  # the tone went out and came back through coturn
+
+
+def test_relay_only_fails_at_ice_config_when_the_agent_offers_no_turn_server(
+    direct_agent: AgentProcess, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, report = run_smoke(capsys, "--url", direct_agent.url, "--relay-only")
+
+    assert code == 1
+    assert report["failed_step"] == "ice_config"
+    assert "relay-only needs a TURN server" in report["error"]
+    assert statuses(report)["disconnect"] == "skipped"  # the agent never heard of this call
+
+
+def test_stopped_agent_fails_fast_naming_the_step() -> None:
+    agent = AgentProcess.start(voice="echo")
+    agent.stop()
+    command = [str(Path(sys.executable).with_name("voice-agent-smoke")), "--url", agent.url]
+
+    started = time.monotonic()
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    took = time.monotonic() - started
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"FAILED at ice_config: cannot reach {agent.url}" in result.stdout
+    # Fails on the refused connection, not by waiting out the 30 s step timeout.
+    assert took < 20, f"took {took:.1f} s"
+
+
+@pytest.mark.usefixtures("fake_aws_credentials")
+def test_runtime_arn_call_goes_through_invoke_agent_runtime_with_one_session_id(
+    agentcore: AgentCoreStandIn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, report = run_smoke(capsys, "--runtime-arn", RUNTIME_ARN, "--endpoint-url", agentcore.url)
+
+    assert code == 0, report
+    assert [i.action for i in agentcore.invocations] == ["ice_config", "offer", "disconnect"]
+    assert {i.session_id for i in agentcore.invocations} == {report["session_id"]}
+    assert len(report["session_id"]) >= 33
+    assert all(
+        i.signed and i.qualifier == "DEFAULT" and i.runtime_arn == RUNTIME_ARN for i in agentcore.invocations
+    )
+    assert statuses(report)["audio_returned"] == "ok"
+
+
+@pytest.mark.usefixtures("fake_aws_credentials")
+def test_stage_call_reads_the_runtime_arn_from_the_agent_stack(
+    agentcore: AgentCoreStandIn, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cloudformation = stubbed_cloudformation(
+        {"RuntimeArn": RUNTIME_ARN, "Region": REGION, "WebClientUrl": "https://d111.cloudfront.net"}
+    )
+    monkeypatch.setattr(smoke, "aws_session", lambda region: FakeSession(cloudformation))
+
+    code, report = run_smoke(capsys, "--stage", "dev", "--endpoint-url", agentcore.url)
+
+    assert code == 0, report
+    assert statuses(report)["resolve_outputs"] == "ok"
+    assert "voice-agent-dev-agent" in report["steps"][0]["detail"]
+    assert {i.runtime_arn for i in agentcore.invocations} == {RUNTIME_ARN}
+
+
+def test_stage_without_an_agent_stack_fails_at_resolve_outputs(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cloudformation = stubbed_cloudformation(None)
+    monkeypatch.setattr(smoke, "aws_session", lambda region: FakeSession(cloudformation))
+
+    code, report = run_smoke(capsys, "--stage", "dev")
+
+    assert code == 1
+    assert report["failed_step"] == "resolve_outputs"
+    assert "voice-agent-dev-agent does not exist" in report["error"]
+
+
+def test_agent_errors_are_reported_with_their_code(
+    direct_agent: AgentProcess, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A broken SDP makes the agent answer 400 {"error": {...}}: the step names the agent's own words.
+    async def offer_with_broken_sdp(self: smoke.SmokeCall) -> str:
+        reply = await self._signaling.request("offer", {"sdp": "not sdp", "type": "offer"})
+        return str(reply)
+
+    monkeypatch.setattr(smoke.SmokeCall, "_offer_answer", offer_with_broken_sdp)
+    code, report = run_smoke(capsys, "--url", direct_agent.url)
+
+    assert code == 1
+    assert report["failed_step"] == "offer_answer"
+    assert report["error"].startswith("HTTP 400 ")
+
+
+def test_bad_arguments_exit_2() -> None:
+    with pytest.raises(SystemExit) as exited:
+        smoke.main(["--url", "127.0.0.1:8080"])
+    assert exited.value.code == 2
+
+
+class FakeSession:
+    """Stands in for boto3.Session in the stage look-up: hands out the stubbed CloudFormation client."""
+
+    region_name = REGION
+
+    def __init__(self, cloudformation: Any) -> None:
+        self._cloudformation = cloudformation
+
+    def client(self, name: str) -> Any:
+        assert name == "cloudformation"
+        return self._cloudformation
+
+
+def stubbed_cloudformation(outputs: dict[str, str] | None) -> Any:
+    client = boto3.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name=REGION).client(
+        "cloudformation"
+    )
+    stubber = Stubber(client)
+    if outputs is None:
+        stubber.add_client_error(
+            "describe_stacks",
+            service_error_code="ValidationError",
+            service_message="Stack with id voice-agent-dev-agent does not exist",
+            http_status_code=400,
+            expected_params={"StackName": "voice-agent-dev-agent"},
+        )
+    else:
+        stubber.add_response(
+            "describe_stacks",
+            {
+                "Stacks": [
+                    {
+                        "StackName": "voice-agent-dev-agent",
+                        "StackId": AGENT_STACK_ID,
+                        "CreationTime": datetime(2026, 11, 20, tzinfo=UTC),
+                        "StackStatus": "UPDATE_COMPLETE",
+                        "Outputs": [{"OutputKey": k, "OutputValue": v} for k, v in outputs.items()],
+                    }
+                ]
+            },
+            {"StackName": "voice-agent-dev-agent"},
+        )
+    stubber.activate()
+    return client
