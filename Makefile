@@ -48,7 +48,7 @@ lint: setup  ## Static checks: ruff on the Python code
 	$(VENV)/bin/ruff check .
 
 deploy: setup  ## Deploy STAGE (default dev) into the current AWS account
-	$(CDK) deploy --all -c stage=$(STAGE) --require-approval broadening
+	$(CDK) deploy 'voice-agent-$(STAGE)/*' -c stage=$(STAGE) --require-approval broadening
 
 destroy: setup  ## Destroy STAGE: agent stack, its log groups, then the network stack (WAIT=1 waits for AgentCore)
 	$(VENV)/bin/voice-agent-destroy --stage $(STAGE) $(if $(REGION),--region $(REGION)) $(if $(WAIT),--wait $(if $(MAX_WAIT),--max-wait-minutes $(MAX_WAIT)))

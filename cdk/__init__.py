@@ -1,0 +1,1 @@
+"""The voice agent's infrastructure: one module per concern, assembled per stage by `stage.py`."""

@@ -1,0 +1,77 @@
+"""The agent stack: signaling channel, runtime, sign-in and web hosting.
+
+Nothing here is retained on delete."""
+
+from pathlib import Path
+
+from aws_cdk import CfnOutput, Stack
+from aws_cdk import aws_ec2 as ec2
+from constructs import Construct
+
+from cdk.auth import LOCAL_WEB_CLIENT_URL, SignIn
+from cdk.config import StageConfig
+from cdk.runtime import VoiceAgentRuntime
+from cdk.signaling import SignalingChannel
+from cdk.web_hosting import WebHosting
+
+
+class AgentStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StageConfig,
+        vpc: ec2.IVpc,
+        runtime_security_group: ec2.ISecurityGroup,
+        web_client_dir: Path,
+        **kwargs,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+
+        self.signaling_channel = SignalingChannel(
+            self, "SignalingChannel", channel_name=f"voice-agent-{config.name}-turn"
+        )
+        self.runtime = VoiceAgentRuntime(
+            self,
+            "VoiceAgent",
+            config=config,
+            vpc=vpc,
+            security_group=runtime_security_group,
+            signaling_channel=self.signaling_channel,
+        )
+        self.web = WebHosting(
+            self,
+            "WebClient",
+            region=config.region,
+            web_client_dir=web_client_dir,
+            log_retention_days=config.log_retention_days,
+        )
+        # Both spellings: a redirect_uri must match a registered URL exactly.
+        callback_urls = [self.web.url, f"{self.web.url}/"]
+        if config.allow_localhost_callback:
+            callback_urls += [LOCAL_WEB_CLIENT_URL, f"{LOCAL_WEB_CLIENT_URL}/"]
+        self.sign_in = SignIn(
+            self, "SignIn", stage_name=config.name, callback_urls=callback_urls, runtime=self.runtime
+        )
+        self.web.add_client_config(
+            {
+                "mode": "cloud",
+                "region": config.region,
+                "runtimeArn": self.runtime.runtime_arn,
+                "qualifier": "DEFAULT",
+                "userPoolId": self.sign_in.user_pool.user_pool_id,
+                "userPoolClientId": self.sign_in.client.user_pool_client_id,
+                "identityPoolId": self.sign_in.identity_pool.identity_pool_id,
+                "cognitoDomain": self.sign_in.managed_login_url,
+                "relayOnly": True,
+            }
+        )
+
+        CfnOutput(self, "WebClientUrl", value=self.web.url)
+        CfnOutput(self, "RuntimeArn", value=self.runtime.runtime_arn)
+        CfnOutput(self, "RuntimeId", value=self.runtime.runtime_id)
+        CfnOutput(self, "UserPoolId", value=self.sign_in.user_pool.user_pool_id)
+        CfnOutput(self, "CreateUserCommand", value=self.sign_in.create_user_command(config.region))
+        CfnOutput(self, "Region", value=config.region)
+        CfnOutput(self, "KvsChannelArn", value=self.signaling_channel.channel_arn)

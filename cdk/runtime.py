@@ -1,0 +1,135 @@
+"""The agent's AgentCore Runtime: container asset (linux/arm64), execution role, VPC placement, endpoint."""
+
+from pathlib import Path
+
+from aws_cdk import Annotations, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_bedrockagentcore as agentcore
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecr_assets as ecr_assets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from cdk.config import StageConfig
+from cdk.retention import retention_days
+from cdk.signaling import SignalingChannel
+
+RUNTIME_IMAGE_DIR = Path(__file__).resolve().parent.parent / "runtime_image"
+ENDPOINT_NAME = "live"
+# InvokeModelWithBidirectionalStream "requires permission for the bedrock:InvokeModel action" (Bedrock API
+# reference); there is no separate IAM action for it (cfn-lint's IAM action list agrees).
+MODEL_INVOKE_ACTIONS = ("bedrock:InvokeModel",)
+
+
+def foundation_model_arn(stack: Stack, model_id: str) -> str:
+    """The model's ARN: foundation models have an empty account field."""
+    return stack.format_arn(
+        service="bedrock", account="", resource="foundation-model", resource_name=model_id
+    )
+
+
+def runtime_environment(config: StageConfig, *, channel_arn: str) -> dict[str, str]:
+    """The container's environment: the variable names of the agent's settings contract."""
+    return {
+        "VOICE_AGENT_STAGE": config.name,
+        "VOICE_AGENT_VOICE": "nova-sonic",
+        "VOICE_AGENT_ICE_SERVERS": "kvs",
+        "VOICE_AGENT_RELAY_ONLY": "true",
+        "VOICE_AGENT_KVS_CHANNEL_ARN": channel_arn,
+        "AWS_REGION": config.region,
+        "VOICE_AGENT_MODEL_ID": config.model_id,
+        "VOICE_AGENT_VOICE_ID": config.voice_id,
+        "VOICE_AGENT_SYSTEM_PROMPT": config.system_prompt,
+        "VOICE_AGENT_METRICS": "emf",
+    }
+
+
+class VoiceAgentRuntime(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StageConfig,
+        vpc: ec2.IVpc,
+        security_group: ec2.ISecurityGroup,
+        signaling_channel: SignalingChannel,
+        image_dir: Path = RUNTIME_IMAGE_DIR,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+
+        # A vended-logs group: same-account delivery needs no resource policy, and we own its retention.
+        self.log_group = logs.LogGroup(
+            self,
+            "ApplicationLogs",
+            log_group_name=f"/aws/vendedlogs/bedrock-agentcore/{config.runtime_name}",
+            retention=retention_days(config.log_retention_days),
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.runtime = agentcore.Runtime(
+            self,
+            "Runtime",
+            runtime_name=config.runtime_name,
+            description=f"WebRTC voice agent ({config.name})",
+            agent_runtime_artifact=agentcore.AgentRuntimeArtifact.from_asset(
+                str(image_dir), platform=ecr_assets.Platform.LINUX_ARM64
+            ),
+            network_configuration=agentcore.RuntimeNetworkConfiguration.using_vpc(
+                self,
+                vpc=vpc,
+                vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
+                security_groups=[security_group],
+            ),
+            protocol_configuration=agentcore.ProtocolType.HTTP,
+            platform_version=getattr(agentcore.PlatformVersion, config.platform_version),
+            lifecycle_configuration=agentcore.LifecycleConfiguration(
+                idle_runtime_session_timeout=Duration.seconds(config.session_idle_timeout_seconds),
+                max_lifetime=Duration.seconds(config.session_max_lifetime_seconds),
+            ),
+            environment_variables=runtime_environment(config, channel_arn=signaling_channel.channel_arn),
+            logging_configs=[
+                agentcore.LoggingConfig(
+                    log_type=agentcore.LogType.APPLICATION_LOGS,
+                    destination=agentcore.LoggingDestination.cloud_watch_logs(self.log_group),
+                )
+            ],
+            manage_delivery_resource_policy=False,
+        )
+        # The image URI is the CDK asset's, known only at deploy time; the L2 says so on every synth.
+        Annotations.of(self.runtime).acknowledge_info(
+            "aws-cdk-lib.aws-bedrockagentcore:containerUriValidationSkipped",
+            "The container URI comes from this app's own image asset and is resolved at deploy time.",
+        )
+        self.endpoint = self.runtime.add_endpoint(
+            ENDPOINT_NAME, description=f"Voice agent endpoint ({config.name})"
+        )
+        self.role: iam.IRole = self.runtime.role
+
+        # The L2 never grants model access (aws/aws-cdk#35853): exactly one foundation model.
+        self.model_arn = foundation_model_arn(stack, config.model_id)
+        self.runtime.role.add_to_principal_policy(
+            iam.PolicyStatement(actions=list(MODEL_INVOKE_ACTIONS), resources=[self.model_arn])
+        )
+        signaling_channel.grant_turn_credentials(self.runtime.role)
+
+    @property
+    def runtime_arn(self) -> str:
+        return self.runtime.agent_runtime_arn
+
+    @property
+    def runtime_id(self) -> str:
+        return self.runtime.agent_runtime_id
+
+    def grant_invoke(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Let `grantee` call InvokeAgentRuntime on this runtime and its endpoints, and nothing else."""
+        return iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["bedrock-agentcore:InvokeAgentRuntime"],
+            resource_arns=[
+                self.runtime_arn,
+                # Qualifier DEFAULT (what the web client uses) and the named endpoint.
+                f"{self.runtime_arn}/runtime-endpoint/DEFAULT",
+                self.endpoint.agent_runtime_endpoint_arn,
+            ],
+        )

@@ -1,0 +1,144 @@
+"""Web hosting: the browser client's built files in a private S3 bucket behind CloudFront (origin access
+control, HTTPS only, security headers), plus a generated config.json."""
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_cloudfront as cloudfront
+from aws_cdk import aws_cloudfront_origins as origins
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_deployment as s3deploy
+from constructs import Construct
+
+from cdk.retention import retention_days
+
+CONFIG_FILE = "config.json"
+
+
+class WebClientDirError(ValueError):
+    """The built web client (context `webClientDir`) is missing."""
+
+
+def check_web_client_dir(directory: Path) -> Path:
+    if not (directory / "index.html").is_file():
+        raise WebClientDirError(
+            f"The web client build is missing: webClientDir={directory} has no index.html; "
+            "run `make web` to build it (or pass -c webClientDir=DIR)."
+        )
+    return directory
+
+
+def content_security_policy(region: str, *, extra_connect_sources: Iterable[str] = ()) -> str:
+    """The production CSP: scripts from this origin only; connections only to this region's AgentCore
+    data plane and Cognito endpoints (managed login's token endpoint, identity pool, user pool)."""
+    connect = [
+        "'self'",
+        f"https://bedrock-agentcore.{region}.amazonaws.com",
+        f"https://cognito-identity.{region}.amazonaws.com",
+        f"https://cognito-idp.{region}.amazonaws.com",
+        f"https://*.auth.{region}.amazoncognito.com",
+        *extra_connect_sources,
+    ]
+    directives = {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "media-src": ["'self'", "blob:", "mediastream:"],
+        "connect-src": connect,
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'", f"https://*.auth.{region}.amazoncognito.com"],
+        "frame-ancestors": ["'none'"],
+    }
+    return "; ".join(" ".join([name, *values]) for name, values in directives.items())
+
+
+class WebHosting(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        region: str,
+        web_client_dir: Path,
+        log_retention_days: int,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        check_web_client_dir(web_client_dir)
+
+        self.bucket = s3.Bucket(
+            self,
+            "Bucket",
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            enforce_ssl=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            removal_policy=RemovalPolicy.DESTROY,
+            auto_delete_objects=True,
+        )
+        self.headers = cloudfront.ResponseHeadersPolicy(
+            self,
+            "SecurityHeaders",
+            comment="HSTS, strict CSP and friends for the voice agent web client",
+            security_headers_behavior=cloudfront.ResponseSecurityHeadersBehavior(
+                strict_transport_security=cloudfront.ResponseHeadersStrictTransportSecurity(
+                    access_control_max_age=Duration.days(365),
+                    include_subdomains=True,
+                    preload=True,
+                    override=True,
+                ),
+                content_security_policy=cloudfront.ResponseHeadersContentSecurityPolicy(
+                    content_security_policy=content_security_policy(region), override=True
+                ),
+                content_type_options=cloudfront.ResponseHeadersContentTypeOptions(override=True),
+                frame_options=cloudfront.ResponseHeadersFrameOptions(
+                    frame_option=cloudfront.HeadersFrameOption.DENY, override=True
+                ),
+                referrer_policy=cloudfront.ResponseHeadersReferrerPolicy(
+                    referrer_policy=cloudfront.HeadersReferrerPolicy.STRICT_ORIGIN_WHEN_CROSS_ORIGIN,
+                    override=True,
+                ),
+            ),
+        )
+        self.distribution = cloudfront.Distribution(
+            self,
+            "Distribution",
+            comment="Voice agent web client",
+            default_root_object="index.html",
+            default_behavior=cloudfront.BehaviorOptions(
+                origin=origins.S3BucketOrigin.with_origin_access_control(self.bucket),
+                viewer_protocol_policy=cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
+                response_headers_policy=self.headers,
+                cache_policy=cloudfront.CachePolicy.CACHING_OPTIMIZED,
+            ),
+            http_version=cloudfront.HttpVersion.HTTP2_AND_3,
+            price_class=cloudfront.PriceClass.PRICE_CLASS_100,
+        )
+        self.deployment_logs = logs.LogGroup(
+            self,
+            "DeploymentLogs",
+            retention=retention_days(log_retention_days),
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.deployment = s3deploy.BucketDeployment(
+            self,
+            "Deployment",
+            destination_bucket=self.bucket,
+            sources=[s3deploy.Source.asset(str(web_client_dir))],
+            distribution=self.distribution,
+            distribution_paths=["/*"],
+            log_group=self.deployment_logs,
+            memory_limit=512,
+        )
+
+    @property
+    def url(self) -> str:
+        return f"https://{self.distribution.distribution_domain_name}"
+
+    def add_client_config(self, config: Mapping[str, Any]) -> None:
+        """Publish config.json (tokens are resolved at deploy time) next to the built files."""
+        self.deployment.add_source(s3deploy.Source.json_data(CONFIG_FILE, dict(config)))

@@ -1,0 +1,457 @@
+"""Items 4-6: signaling channel, runtime and its role, sign-in, web hosting, outputs."""
+
+import json
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Match
+from cdk_test_support import STAGE_NAMES, SynthesizedStage
+
+from cdk.web_hosting import content_security_policy
+
+AGENT_OUTPUTS = {
+    "WebClientUrl",
+    "RuntimeArn",
+    "RuntimeId",
+    "UserPoolId",
+    "CreateUserCommand",
+    "Region",
+    "KvsChannelArn",
+}
+# Actions that IAM cannot scope to a resource; only these may appear with Resource "*".
+RESOURCELESS_ACTIONS = {
+    "xray:GetSamplingRules",
+    "xray:GetSamplingTargets",
+    "xray:PutTelemetryRecords",
+    "xray:PutTraceSegments",
+    "cloudwatch:PutMetricData",
+    "ecr:GetAuthorizationToken",
+    "cloudfront:CreateInvalidation",
+    "cloudfront:GetInvalidation",
+}
+
+
+def as_list(value: Any) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def only(stage: SynthesizedStage, kind: str) -> tuple[str, dict]:
+    (item,) = stage.agent.find_resources(kind).items()
+    return item
+
+
+def statements(template_resources: dict[str, dict]) -> list[dict]:
+    found = []
+    for resource in template_resources.values():
+        props = resource.get("Properties", {})
+        if resource["Type"] == "AWS::IAM::Policy":
+            found += props["PolicyDocument"]["Statement"]
+        if resource["Type"] == "AWS::IAM::Role":
+            for policy in props.get("Policies", []):
+                found += policy["PolicyDocument"]["Statement"]
+    return found
+
+
+def runtime_policy_statements(stage: SynthesizedStage) -> list[dict]:
+    role_id = stage.agent.find_resources("AWS::BedrockAgentCore::Runtime")
+    (runtime,) = role_id.values()
+    role_logical_id = runtime["Properties"]["RoleArn"]["Fn::GetAtt"][0]
+    policies = {
+        k: v
+        for k, v in stage.agent.find_resources("AWS::IAM::Policy").items()
+        if {"Ref": role_logical_id} in v["Properties"]["Roles"]
+    }
+    return statements(policies)
+
+
+# --- item 4: signaling channel and runtime ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stage_name", STAGE_NAMES)
+def test_kvs_signaling_channel_is_single_master(synthesized, stage_name: str) -> None:
+    synthesized[stage_name].agent.has_resource_properties(
+        "AWS::KinesisVideo::SignalingChannel",
+        {"Type": "SINGLE_MASTER", "Name": f"voice-agent-{stage_name}-turn"},
+    )
+
+
+@pytest.mark.parametrize("stage_name", STAGE_NAMES)
+def test_model_permission_is_exactly_the_foundation_model_with_empty_account(
+    synthesized, stage_name: str
+) -> None:
+    stage = synthesized[stage_name]
+    model_statements = [
+        s
+        for s in runtime_policy_statements(stage)
+        if any(a.startswith("bedrock:") for a in as_list(s["Action"]))
+    ]
+    assert len(model_statements) == 1
+    (statement,) = model_statements
+    assert as_list(statement["Action"]) == ["bedrock:InvokeModel"]
+    expected = f"arn:aws:bedrock:{stage.config.region}::foundation-model/{stage.config.model_id}"
+    assert statement["Resource"] == expected
+    assert statement["Resource"].split(":")[4] == ""  # the account field
+
+
+@pytest.mark.parametrize("stage_name", STAGE_NAMES)
+def test_kvs_permissions_are_scoped_to_the_channel_arn(synthesized, stage_name: str) -> None:
+    stage = synthesized[stage_name]
+    channel_id, _ = only(stage, "AWS::KinesisVideo::SignalingChannel")
+    kvs = [
+        s
+        for s in runtime_policy_statements(stage)
+        if any(a.startswith("kinesisvideo:") for a in as_list(s["Action"]))
+    ]
+    assert kvs == [
+        {
+            "Action": [
+                "kinesisvideo:DescribeSignalingChannel",
+                "kinesisvideo:GetIceServerConfig",
+                "kinesisvideo:GetSignalingChannelEndpoint",
+            ],
+            "Effect": "Allow",
+            "Resource": {"Fn::GetAtt": [channel_id, "Arn"]},
+        }
+    ]
+
+
+@pytest.mark.parametrize("stage_name", STAGE_NAMES)
+def test_runtime_runs_in_vpc_mode_on_the_private_subnets(synthesized, stage_name: str) -> None:
+    stage = synthesized[stage_name]
+    _, runtime = only(stage, "AWS::BedrockAgentCore::Runtime")
+    network = runtime["Properties"]["NetworkConfiguration"]
+    assert network["NetworkMode"] == "VPC"
+    private_subnets = [s.subnet_id for s in stage.stage.network.vpc.private_subnets]
+    assert network["NetworkModeConfig"]["Subnets"] == [stage.stage.agent.resolve(s) for s in private_subnets]
+    imports = [s["Fn::ImportValue"] for s in network["NetworkModeConfig"]["Subnets"]]
+    assert all("privateSubnet" in name for name in imports) and len(imports) == 2
+    (group,) = network["NetworkModeConfig"]["SecurityGroups"]
+    assert "RuntimeSecurityGroup" in group["Fn::ImportValue"]
+
+
+@pytest.mark.parametrize("stage_name", STAGE_NAMES)
+def test_runtime_protocol_platform_lifecycle_and_environment(synthesized, stage_name: str) -> None:
+    stage = synthesized[stage_name]
+    config = stage.config
+    channel_id, _ = only(stage, "AWS::KinesisVideo::SignalingChannel")
+    stage.agent.has_resource_properties(
+        "AWS::BedrockAgentCore::Runtime",
+        {
+            "AgentRuntimeName": config.runtime_name,
+            "ProtocolConfiguration": "HTTP",
+            "PlatformVersion": "V1",
+            "LifecycleConfiguration": {
+                "IdleRuntimeSessionTimeout": config.session_idle_timeout_seconds,
+                "MaxLifetime": config.session_max_lifetime_seconds,
+            },
+            "EnvironmentVariables": {
+                "VOICE_AGENT_STAGE": stage_name,
+                "VOICE_AGENT_VOICE": "nova-sonic",
+                "VOICE_AGENT_ICE_SERVERS": "kvs",
+                "VOICE_AGENT_RELAY_ONLY": "true",
+                "VOICE_AGENT_KVS_CHANNEL_ARN": {"Fn::GetAtt": [channel_id, "Arn"]},
+                "AWS_REGION": config.region,
+                "VOICE_AGENT_MODEL_ID": config.model_id,
+                "VOICE_AGENT_VOICE_ID": config.voice_id,
+                "VOICE_AGENT_SYSTEM_PROMPT": config.system_prompt,
+                "VOICE_AGENT_METRICS": "emf",
+            },
+        },
+    )
+
+
+def test_stage_settings_reach_the_runtime(explicit_account) -> None:
+    explicit_account.agent.has_resource_properties(
+        "AWS::BedrockAgentCore::Runtime",
+        {
+            "LifecycleConfiguration": {"IdleRuntimeSessionTimeout": 600, "MaxLifetime": 7200},
+            "EnvironmentVariables": Match.object_like({"VOICE_AGENT_VOICE_ID": "tiffany"}),
+        },
+    )
+
+
+@pytest.mark.parametrize("stage_name", STAGE_NAMES)
+def test_runtime_has_an_endpoint(synthesized, stage_name: str) -> None:
+    stage = synthesized[stage_name]
+    runtime_id, _ = only(stage, "AWS::BedrockAgentCore::Runtime")
+    stage.agent.has_resource_properties(
+        "AWS::BedrockAgentCore::RuntimeEndpoint",
+        {
+            "AgentRuntimeId": {"Fn::GetAtt": [runtime_id, "AgentRuntimeId"]},
+        },
+    )
+
+
+@pytest.mark.parametrize("stage_name", STAGE_NAMES)
+def test_container_asset_is_built_for_linux_arm64(synthesized, stage_name: str) -> None:
+    images = synthesized[stage_name].agent_assets_manifest()["dockerImages"]
+    assert len(images) == 1
+    (image,) = images.values()
+    assert image["source"]["platform"] == "linux/arm64"
+
+
+@pytest.mark.parametrize("stage_name", STAGE_NAMES)
+def test_application_logs_go_to_a_log_group_with_the_stage_retention(synthesized, stage_name: str) -> None:
+    stage = synthesized[stage_name]
+    stage.agent.has_resource_properties(
+        "AWS::Logs::LogGroup",
+        {
+            "LogGroupName": f"/aws/vendedlogs/bedrock-agentcore/{stage.config.runtime_name}",
+            "RetentionInDays": stage.config.log_retention_days,
+        },
+    )
+    stage.agent.has_resource_properties("AWS::Logs::DeliverySource", {"LogType": "APPLICATION_LOGS"})
+
+
+# --- IAM hygiene and deletion ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stage_name", STAGE_NAMES)
+def test_no_iam_statement_uses_wildcard_actions_or_needless_wildcard_resources(
+    synthesized, stage_name
+) -> None:
+    stage = synthesized[stage_name]
+    every = statements(stage.agent.to_json()["Resources"]) + statements(stage.network.to_json()["Resources"])
+    assert every
+    for statement in every:
+        actions = as_list(statement["Action"])
+        assert "*" not in actions and not any(a.endswith(":*") for a in actions), statement
+        if "*" in as_list(statement.get("Resource", [])):
+            assert set(actions) <= RESOURCELESS_ACTIONS, statement
+
+
+@pytest.mark.parametrize("stage_name", STAGE_NAMES)
+def test_nothing_in_the_agent_stack_is_retained_on_delete(synthesized, stage_name: str) -> None:
+    template = synthesized[stage_name].agent.to_json()
+    for logical_id, resource in template["Resources"].items():
+        for policy in ("DeletionPolicy", "UpdateReplacePolicy"):
+            assert resource.get(policy, "Delete") == "Delete", (logical_id, resource.get(policy))
+    # The web bucket is emptied before deletion.
+    synthesized[stage_name].agent.resource_count_is("Custom::S3AutoDeleteObjects", 1)
+
+
+# --- item 5: sign-in -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stage_name", STAGE_NAMES)
+def test_user_pool_is_admin_only_with_strong_passwords_and_optional_mfa(synthesized, stage_name: str) -> None:
+    synthesized[stage_name].agent.has_resource_properties(
+        "AWS::Cognito::UserPool",
+        {
+            "AdminCreateUserConfig": {"AllowAdminCreateUserOnly": True},
+            "MfaConfiguration": "OPTIONAL",
+            "EnabledMfas": ["SOFTWARE_TOKEN_MFA"],
+            "Policies": {
+                "PasswordPolicy": Match.object_like(
+                    {
+                        "MinimumLength": 12,
+                        "RequireLowercase": True,
+                        "RequireUppercase": True,
+                        "RequireNumbers": True,
+                        "RequireSymbols": True,
+                    }
+                )
+            },
+        },
+    )
+
+
+@pytest.mark.parametrize("stage_name", STAGE_NAMES)
+def test_public_app_client_uses_managed_login_with_the_cloudfront_url(synthesized, stage_name: str) -> None:
+    stage = synthesized[stage_name]
+    _, client = only(stage, "AWS::Cognito::UserPoolClient")
+    props = client["Properties"]
+    assert props["GenerateSecret"] is False
+    assert props["AllowedOAuthFlows"] == ["code"]
+    assert props["SupportedIdentityProviders"] == ["COGNITO"]
+    distribution_id, _ = only(stage, "AWS::CloudFront::Distribution")
+    callbacks = json.dumps(props["CallbackURLs"])
+    assert distribution_id in callbacks and "localhost" not in callbacks
+    stage.agent.has_resource_properties("AWS::Cognito::UserPoolDomain", {"ManagedLoginVersion": 2})
+    stage.agent.has_resource_properties(
+        "AWS::Cognito::ManagedLoginBranding", {"UseCognitoProvidedValues": True}
+    )
+
+
+def test_localhost_callback_only_when_the_stage_asks(explicit_account) -> None:
+    _, client = only(explicit_account, "AWS::Cognito::UserPoolClient")
+    assert "http://localhost:7860" in client["Properties"]["CallbackURLs"]
+
+
+@pytest.mark.parametrize("stage_name", STAGE_NAMES)
+def test_identity_pool_signed_in_role_may_only_invoke_this_runtime(synthesized, stage_name: str) -> None:
+    stage = synthesized[stage_name]
+    stage.agent.has_resource_properties(
+        "AWS::Cognito::IdentityPool", {"AllowUnauthenticatedIdentities": False}
+    )
+    _, attachment = only(stage, "AWS::Cognito::IdentityPoolRoleAttachment")
+    roles = attachment["Properties"]["Roles"]
+    authenticated_role = roles["authenticated"]["Fn::GetAtt"][0]
+    runtime_id, _ = only(stage, "AWS::BedrockAgentCore::Runtime")
+    endpoint_id, _ = only(stage, "AWS::BedrockAgentCore::RuntimeEndpoint")
+    policies = {
+        k: v
+        for k, v in stage.agent.find_resources("AWS::IAM::Policy").items()
+        if {"Ref": authenticated_role} in v["Properties"]["Roles"]
+    }
+    granted = statements(policies)
+    runtime_arn = {"Fn::GetAtt": [runtime_id, "AgentRuntimeArn"]}
+    (statement,) = granted
+    assert statement["Effect"] == "Allow"
+    assert statement["Action"] == "bedrock-agentcore:InvokeAgentRuntime"
+    resources = as_list(statement["Resource"])
+    assert runtime_arn in resources
+    assert {"Fn::GetAtt": [endpoint_id, "AgentRuntimeEndpointArn"]} in resources
+    assert {"Fn::Join": ["", [runtime_arn, "/runtime-endpoint/DEFAULT"]]} in resources
+    assert len(resources) == 3
+    # The unauthenticated role (the L2 always creates one) has no permissions at all.
+    unauthenticated_role = roles["unauthenticated"]["Fn::GetAtt"][0]
+    assert not [
+        p
+        for p in stage.agent.find_resources("AWS::IAM::Policy").values()
+        if {"Ref": unauthenticated_role} in p["Properties"]["Roles"]
+    ]
+
+
+# --- item 6: web hosting ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stage_name", STAGE_NAMES)
+def test_bucket_is_private_encrypted_and_tls_only(synthesized, stage_name: str) -> None:
+    stage = synthesized[stage_name]
+    stage.agent.has_resource_properties(
+        "AWS::S3::Bucket",
+        {
+            "PublicAccessBlockConfiguration": {
+                "BlockPublicAcls": True,
+                "BlockPublicPolicy": True,
+                "IgnorePublicAcls": True,
+                "RestrictPublicBuckets": True,
+            },
+            "BucketEncryption": {
+                "ServerSideEncryptionConfiguration": [
+                    Match.object_like({"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}})
+                ]
+            },
+        },
+    )
+    stage.agent.has_resource_properties(
+        "AWS::S3::BucketPolicy",
+        {
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {"Effect": "Deny", "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
+                        ),
+                    ]
+                )
+            }
+        },
+    )
+
+
+@pytest.mark.parametrize("stage_name", STAGE_NAMES)
+def test_distribution_uses_origin_access_control_and_https_only(synthesized, stage_name: str) -> None:
+    stage = synthesized[stage_name]
+    stage.agent.resource_count_is("AWS::CloudFront::OriginAccessControl", 1)
+    _, distribution = only(stage, "AWS::CloudFront::Distribution")
+    config = distribution["Properties"]["DistributionConfig"]
+    assert config["DefaultCacheBehavior"]["ViewerProtocolPolicy"] == "redirect-to-https"
+    assert config["DefaultRootObject"] == "index.html"
+    (origin,) = config["Origins"]
+    assert "OriginAccessControlId" in origin
+    assert origin["S3OriginConfig"] == {"OriginAccessIdentity": ""}
+
+
+@pytest.mark.parametrize("stage_name", STAGE_NAMES)
+def test_response_headers_send_hsts_and_the_strict_csp(synthesized, stage_name: str) -> None:
+    stage = synthesized[stage_name]
+    _, policy = only(stage, "AWS::CloudFront::ResponseHeadersPolicy")
+    headers = policy["Properties"]["ResponseHeadersPolicyConfig"]["SecurityHeadersConfig"]
+    assert headers["StrictTransportSecurity"]["AccessControlMaxAgeSec"] >= 31_536_000
+    assert headers["ContentSecurityPolicy"]["ContentSecurityPolicy"] == content_security_policy(
+        stage.config.region
+    )
+    _, distribution = only(stage, "AWS::CloudFront::Distribution")
+    behavior = distribution["Properties"]["DistributionConfig"]["DefaultCacheBehavior"]
+    assert behavior["ResponseHeadersPolicyId"] == {
+        "Ref": next(iter(stage.agent.find_resources("AWS::CloudFront::ResponseHeadersPolicy")))
+    }
+
+
+def test_csp_allows_scripts_from_self_and_connections_to_this_region_only() -> None:
+    directives = dict(
+        (part.split()[0], part.split()[1:]) for part in content_security_policy("eu-west-1").split("; ")
+    )
+    assert directives["script-src"] == ["'self'"]
+    assert directives["default-src"] == ["'self'"]
+    assert directives["object-src"] == ["'none'"]
+    assert directives["frame-ancestors"] == ["'none'"]
+    connect = directives["connect-src"]
+    assert "https://bedrock-agentcore.eu-west-1.amazonaws.com" in connect
+    assert "https://cognito-identity.eu-west-1.amazonaws.com" in connect
+    assert "https://*.auth.eu-west-1.amazoncognito.com" in connect
+    assert all(source == "'self'" or ".eu-west-1." in source for source in connect)
+    assert "unsafe-inline" not in content_security_policy("eu-west-1")
+
+
+@pytest.mark.parametrize("stage_name", STAGE_NAMES)
+def test_web_client_files_and_generated_config_json_are_deployed(synthesized, stage_name: str) -> None:
+    stage = synthesized[stage_name]
+    _, deployment = only(stage, "Custom::CDKBucketDeployment")
+    props = deployment["Properties"]
+    assert len(props["SourceObjectKeys"]) == 2  # the built files, then config.json
+    assert props["DistributionPaths"] == ["/*"]
+    markers = props["SourceMarkers"][1]
+    config = staged_config_json(stage, markers)
+
+    runtime_id, _ = only(stage, "AWS::BedrockAgentCore::Runtime")
+    pool_id, _ = only(stage, "AWS::Cognito::UserPool")
+    client_id, _ = only(stage, "AWS::Cognito::UserPoolClient")
+    identity_pool_id, _ = only(stage, "AWS::Cognito::IdentityPool")
+    domain_id, _ = only(stage, "AWS::Cognito::UserPoolDomain")
+    region = stage.config.region
+    assert config == {
+        "mode": "cloud",
+        "region": region,
+        "runtimeArn": ['"', {"Fn::GetAtt": [runtime_id, "AgentRuntimeArn"]}, '"'],
+        "qualifier": "DEFAULT",
+        "userPoolId": ['"', {"Ref": pool_id}, '"'],
+        "userPoolClientId": ['"', {"Ref": client_id}, '"'],
+        "identityPoolId": ['"', {"Ref": identity_pool_id}, '"'],
+        "cognitoDomain": ['"https://', {"Ref": domain_id}, f'.auth.{region}.amazoncognito.com"'],
+        "relayOnly": True,
+    }
+
+
+def staged_config_json(stage: SynthesizedStage, markers: dict[str, Any]) -> dict[str, Any]:
+    """The staged config.json with each deploy-time marker replaced by the value CloudFormation puts there."""
+    for path in stage.assembly_dir.parent.glob("asset.*/config.json"):
+        body = path.read_text()
+        if all(marker in body for marker in markers):
+            for index, marker in enumerate(markers):
+                body = body.replace(marker, json.dumps(f"marker-{index}"))
+            config = json.loads(body)
+            values = list(markers.values())
+            return {
+                key: values[int(value[7:])]["Fn::Join"][1]
+                if isinstance(value, str) and value.startswith("marker-")
+                else value
+                for key, value in config.items()
+            }
+    raise AssertionError("config.json was not staged")
+
+
+# --- outputs and names -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stage_name", STAGE_NAMES)
+def test_agent_stack_name_and_outputs(synthesized, stage_name: str) -> None:
+    stage = synthesized[stage_name]
+    assert stage.stage.agent.stack_name == f"voice-agent-{stage_name}-agent"
+    outputs = stage.agent.to_json()["Outputs"]
+    assert AGENT_OUTPUTS <= set(outputs)
+    assert outputs["Region"]["Value"] == stage.config.region
+    assert "admin-create-user" in json.dumps(outputs["CreateUserCommand"])
+    assert "https://" in json.dumps(outputs["WebClientUrl"])
