@@ -1,0 +1,131 @@
+"""The FastAPI app: ``GET /ping`` and ``POST /invocations`` (AgentCore's service contract)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from voice_agent.calls import CallError, CallRegistry
+from voice_agent.ice import IceProvider, create_ice_provider
+from voice_agent.logs import log_event
+from voice_agent.settings import Settings
+from voice_agent.signaling import Signaling, parse_envelope
+from voice_agent.voices import create_voice
+from voice_agent.voices.base import Voice
+
+logger = logging.getLogger(__name__)
+
+SESSION_HEADER = "x-amzn-bedrock-agentcore-runtime-session-id"
+
+
+def error_response(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 beyond ``limit`` whether or not Content-Length tells the truth."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                raise CallError(413, "body_too_large", f"the body is over the limit of {limit} bytes")
+        except ValueError:
+            raise CallError(400, "invalid_request", "Content-Length is not a number") from None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise CallError(413, "body_too_large", f"the body is over the limit of {limit} bytes")
+    return bytes(body)
+
+
+def create_app(
+    settings: Settings, *, ice_provider: IceProvider | None = None, voice: Voice | None = None
+) -> FastAPI:
+    voice = voice if voice is not None else create_voice(settings)
+    ice_provider = ice_provider if ice_provider is not None else create_ice_provider(settings)
+    registry = CallRegistry(
+        voice=voice,
+        max_calls=settings.max_calls,
+        audio_timeout=settings.audio_timeout_seconds,
+        metrics=settings.metrics == "emf",
+    )
+    signaling = Signaling(registry=registry, ice_provider=ice_provider, relay_only=settings.relay_only)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        log_event(
+            logger,
+            "agent_started",
+            voice=voice.name,
+            ice_servers=settings.ice_servers,
+            relay_only=settings.relay_only,
+            stage=settings.stage,
+            max_calls=settings.max_calls,
+        )
+        try:
+            yield
+        finally:
+            await registry.close_all()
+            log_event(logger, "agent_stopped")
+
+    app = FastAPI(title="voice-agent", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.registry = registry
+    app.state.settings = settings
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=list(settings.cors_origins),
+        allow_methods=["GET", "POST", "OPTIONS"],
+        allow_headers=["content-type", "authorization", SESSION_HEADER],
+    )
+
+    @app.exception_handler(CallError)
+    async def call_error(request: Request, error: CallError) -> JSONResponse:
+        log_event(
+            logger,
+            "request_refused",
+            level=logging.WARNING,
+            status=error.status,
+            code=error.code,
+            message=error.message,
+        )
+        return error_response(error.status, error.code, error.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+        return error_response(400, "invalid_request", str(error.errors()[:3]))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        codes = {404: "not_found", 405: "method_not_allowed"}
+        return error_response(
+            error.status_code, codes.get(error.status_code, "http_error"), str(error.detail)
+        )
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, error: Exception) -> JSONResponse:
+        # Only real faults get here: bad input is refused as a CallError before anything breaks.
+        log_event(logger, "internal_error", level=logging.ERROR, error=repr(error))
+        return error_response(500, "internal_error", "the agent failed; see its logs")
+
+    @app.get("/ping")
+    async def ping() -> dict[str, object]:
+        return {
+            "status": "HealthyBusy" if registry.busy else "Healthy",
+            "time_of_last_update": registry.time_of_last_update,
+        }
+
+    @app.post("/invocations")
+    async def invocations(request: Request) -> dict[str, object]:
+        envelope = parse_envelope(await read_body(request, settings.max_body_bytes))
+        session_id = request.headers.get(SESSION_HEADER, "")
+        return await signaling.handle(envelope, session_id=session_id)
+
+    return app

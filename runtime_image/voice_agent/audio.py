@@ -1,0 +1,253 @@
+"""Audio plumbing for one call: resampling in, a paced output track out.
+
+Every call owns its resamplers (a shared one mixes callers' audio). Bytes are taken from frames by
+sample count, never whole planes: PyAV pads planes, and joining them stretches the stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import time
+from collections.abc import Callable
+
+import av
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from voice_agent.voices.base import INPUT_SAMPLE_RATE, OUTPUT_SAMPLE_RATE
+
+BYTES_PER_SAMPLE = 2  # s16 mono
+FRAME_SECONDS = 0.020
+
+
+class AlignedResampler:
+    """Resamples to s16 mono at ``rate`` and returns exactly the samples produced, as bytes.
+
+    The resampler's filter delay makes its first output a few samples short (304 of 320 at 16 kHz).
+    Left-padding that first output with zeros keeps every later output a whole 20 ms chunk, so
+    consumers never wait a frame for the missing samples.
+    """
+
+    def __init__(self, rate: int) -> None:
+        self._rate = rate
+        self._resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
+        self._primed = False
+
+    def resample(self, frame: av.AudioFrame) -> bytes:
+        # pts gaps (packet loss) must not reach the filter graph: let it count samples itself.
+        frame.pts = None
+        produced = self._resampler.resample(frame)
+        if not produced:
+            return b""
+        if len(produced) == 1:
+            out = produced[0]
+            pcm = bytes(memoryview(out.planes[0])[: out.samples * BYTES_PER_SAMPLE])
+        else:
+            pcm = b"".join(bytes(memoryview(o.planes[0])[: o.samples * BYTES_PER_SAMPLE]) for o in produced)
+        if not self._primed:
+            self._primed = True
+            expected = round(frame.samples * self._rate / frame.sample_rate) * BYTES_PER_SAMPLE
+            if len(pcm) < expected:
+                pcm = bytes(expected - len(pcm)) + pcm
+        return pcm
+
+
+class InputResampler(AlignedResampler):
+    """The browser's 48 kHz stereo Opus frames to 16 kHz mono s16: 320 samples per 20 ms frame."""
+
+    def __init__(self) -> None:
+        super().__init__(INPUT_SAMPLE_RATE)
+
+
+def pcm_frame(pcm: bytes, sample_rate: int) -> av.AudioFrame:
+    """Wrap s16 mono PCM in an AudioFrame (for resampling or sending)."""
+    frame = av.AudioFrame(format="s16", layout="mono", samples=len(pcm) // BYTES_PER_SAMPLE)
+    frame.sample_rate = sample_rate
+    frame.planes[0].update(pcm)
+    return frame
+
+
+TRACK_SAMPLE_RATE = 48_000
+"""What the output track sends. aiortc's Opus encoder resamples anything else to 48 kHz with a
+fixed frame size, and the resampler's delay then holds every packet back one whole frame (20 ms)."""
+
+
+class PacedOutputTrack(MediaStreamTrack):
+    """24 kHz mono s16 audio for the caller, as 20 ms frames (48 kHz) paced by a monotonic clock.
+
+    - Silence when the buffer is empty, so the stream never stops.
+    - Audio may leave up to one frame before it is due, so audio written into an empty buffer goes
+      out at once instead of waiting up to 20 ms for the next tick; the clock itself never moves
+      (except after a stall), so the stream never runs faster than real time.
+    - ``live`` sources (echo) produce audio at the caller's pace; a backlog that stands for a whole
+      second is trimmed, because a buffer paced at exactly real time otherwise keeps it forever.
+      Bursty sources (a model sending seconds of speech at once) keep their backlog.
+    - The buffer is bounded (oldest audio dropped); ``clear()`` takes effect on the next frame.
+    """
+
+    kind = "audio"
+
+    #: Audio may leave this long before its frame is due.
+    EARLY = FRAME_SECONDS
+    #: When a frame is due but the buffer is short while audio is flowing, wait this long for more.
+    UNDERRUN_GRACE = 0.015
+    #: For a live source, silence fills in only after audio is this late (60 ms without any).
+    LIVE_UNDERRUN_GRACE = 0.040
+    #: Further behind schedule than this (a stalled loop): re-anchor instead of sending a burst.
+    MAX_LATENESS = 0.100
+    #: Further behind than this, even queued audio restarts the clock instead of catching up.
+    MAX_CATCH_UP = 1.0
+    #: A backlog that never drained for this many frames is trimmed (live sources only).
+    STANDING_BACKLOG_FRAMES = 50
+
+    def __init__(
+        self,
+        *,
+        input_rate: int = OUTPUT_SAMPLE_RATE,
+        sample_rate: int = TRACK_SAMPLE_RATE,
+        max_buffer_seconds: float = 120.0,
+        live: bool = False,
+        on_speaking: Callable[[bool], None] | None = None,
+    ) -> None:
+        super().__init__()
+        self._sample_rate = sample_rate
+        self._input_rate = input_rate
+        self._upsampler = AlignedResampler(sample_rate) if input_rate != sample_rate else None
+        self._frame_samples = int(sample_rate * FRAME_SECONDS)
+        self._frame_bytes = self._frame_samples * BYTES_PER_SAMPLE
+        self._max_buffer_bytes = int(max_buffer_seconds * sample_rate) * BYTES_PER_SAMPLE
+        self._time_base = fractions.Fraction(1, sample_rate)
+        self._live = live
+        self._on_speaking = on_speaking
+        self._buffer = bytearray()
+        self._data_arrived = asyncio.Event()
+        self._deadline: float | None = None
+        self._pts = 0
+        self._speaking = False
+        self._backlog_frames = 0
+        self._min_backlog = 0
+        self.frames_sent = 0
+        self.audio_frames_sent = 0
+        self.trimmed_bytes = 0
+        self.reanchors = 0
+
+    @property
+    def speaking(self) -> bool:
+        """Whether the last frame sent carried audio."""
+        return self._speaking
+
+    @property
+    def buffered_seconds(self) -> float:
+        return len(self._buffer) / BYTES_PER_SAMPLE / self._sample_rate
+
+    def write(self, pcm: bytes) -> None:
+        """Queue audio (any length, at ``input_rate``). Over the bound, the oldest audio is dropped."""
+        if not pcm or self.readyState != "live":
+            return
+        if self._upsampler is not None:
+            pcm = self._upsampler.resample(pcm_frame(pcm, self._input_rate))
+        self._buffer += pcm
+        overflow = len(self._buffer) - self._max_buffer_bytes
+        if overflow > 0:
+            overflow += overflow % BYTES_PER_SAMPLE
+            del self._buffer[:overflow]
+            self.trimmed_bytes += overflow
+        self._data_arrived.set()
+
+    def clear(self) -> None:
+        """Drop everything queued (barge-in); the next frame is silence."""
+        self._buffer.clear()
+        self._backlog_frames = 0
+
+    def stop(self) -> None:
+        super().stop()
+        self._buffer.clear()
+        self._data_arrived.set()  # wake a waiting recv() so it ends
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        now = time.monotonic()
+        if self._deadline is None:
+            self._deadline = now
+        elif now - self._deadline > self.MAX_LATENESS:
+            # Stalled (a busy loop, a slow encoder). Queued audio catches up at once, as the input
+            # did, rather than keep the stall as standing delay; idle, the clock just restarts.
+            if len(self._buffer) < self._frame_bytes or now - self._deadline > self.MAX_CATCH_UP:
+                self._deadline = now
+                self.reanchors += 1
+        if self._live:
+            # A live source (echo) is paced by its input, which is real time already: audio leaves
+            # the moment a frame is complete, and the clock only fills gaps with silence once audio
+            # has been missing for a while. Holding audio back to a clock of our own would turn
+            # every input hiccup into standing delay.
+            latest = self._deadline + (self.LIVE_UNDERRUN_GRACE if self._speaking else 0.0)
+            if await self._wait_for_frame(latest):
+                self._deadline = time.monotonic()
+        else:
+            # Frame k is due at deadline k. Audio may leave up to one frame early (so audio arriving
+            # between ticks does not wait for the next one), and silence only leaves once audio is
+            # late by the grace period while audio is flowing. The clock itself never moves, so late
+            # audio neither drifts the stream nor makes it run faster than real time.
+            latest = self._deadline + (self.UNDERRUN_GRACE if self._speaking else 0.0)
+            if await self._wait_for_frame(latest):
+                wait = self._deadline - self.EARLY - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                    if self.readyState != "live":
+                        raise MediaStreamError
+        self._deadline += FRAME_SECONDS
+        return self._next_frame()
+
+    async def _wait_for_frame(self, latest: float) -> bool:
+        """Wait until a whole frame is queued (True) or ``latest`` passes (False)."""
+        while len(self._buffer) < self._frame_bytes:
+            remaining = latest - time.monotonic()
+            if remaining <= 0:
+                return False
+            self._data_arrived.clear()
+            try:
+                await asyncio.wait_for(self._data_arrived.wait(), remaining)
+            except TimeoutError:
+                pass
+            if self.readyState != "live":
+                raise MediaStreamError
+        return True
+
+    def _next_frame(self) -> av.AudioFrame:
+        taken = min(len(self._buffer), self._frame_bytes)
+        frame = av.AudioFrame(format="s16", layout="mono", samples=self._frame_samples)
+        if taken == self._frame_bytes:
+            frame.planes[0].update(bytes(memoryview(self._buffer)[:taken]))
+        else:
+            # Short (end of speech) or empty: pad with silence.
+            frame.planes[0].update(bytes(self._buffer[:taken]) + bytes(self._frame_bytes - taken))
+        del self._buffer[:taken]
+        frame.sample_rate = self._sample_rate
+        frame.time_base = self._time_base
+        frame.pts = self._pts
+        self._pts += self._frame_samples
+        self.frames_sent += 1
+        if taken:
+            self.audio_frames_sent += 1
+        if self._live:
+            self._trim_standing_backlog()
+        speaking = taken > 0
+        if speaking != self._speaking:
+            self._speaking = speaking
+            if self._on_speaking is not None:
+                self._on_speaking(speaking)
+        return frame
+
+    def _trim_standing_backlog(self) -> None:
+        level = len(self._buffer)
+        if level < self._frame_bytes:
+            self._backlog_frames = 0
+            return
+        self._min_backlog = level if self._backlog_frames == 0 else min(self._min_backlog, level)
+        self._backlog_frames += 1
+        if self._backlog_frames >= self.STANDING_BACKLOG_FRAMES:
+            excess = (self._min_backlog // self._frame_bytes) * self._frame_bytes
+            del self._buffer[:excess]
+            self.trimmed_bytes += excess
+            self._backlog_frames = 0

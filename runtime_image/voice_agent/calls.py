@@ -1,0 +1,396 @@
+"""Live calls: each owns its peer connection, resampler, output track, voice session and tasks.
+
+A call ends, and releases everything it owns, on ``disconnect``, on connection failure or close,
+when the caller's track ends, when no audio arrives for ``audio_timeout`` seconds, and at shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from aiortc import RTCConfiguration, RTCIceCandidate, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtcconfiguration import RTCIceTransportPolicy
+from aiortc.sdp import candidate_from_sdp
+
+from voice_agent.audio import InputResampler, PacedOutputTrack
+from voice_agent.ice import IceServer, aiortc_ice_servers
+from voice_agent.logs import emf_metrics, log_event
+from voice_agent.voices.base import Voice, VoiceSession, state_event
+
+logger = logging.getLogger(__name__)
+
+CLOSE_TIMEOUT = 5.0
+"""Every close is bounded: a voice or a peer connection that hangs must not keep a call alive."""
+
+
+VOICE_START_TIMEOUT = 30.0
+"""A voice that cannot open its session in this long fails the offer with 503."""
+
+
+class CallError(Exception):
+    """A request about a call failed because of its input or the server's state (answered as 4xx/503)."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def keep_relay_candidates(sdp: str) -> str:
+    """Relay-only answers list only ``typ relay`` candidates: browsers waste seconds on the others."""
+    kept = [line for line in sdp.splitlines() if not line.startswith("a=candidate:") or " typ relay" in line]
+    return "\r\n".join(kept) + "\r\n"
+
+
+def parse_candidate(candidate: str, sdp_mid: str | None, sdp_mline_index: int | None) -> RTCIceCandidate:
+    text = candidate.strip()
+    if text.startswith("a="):
+        text = text[2:]
+    if text.startswith("candidate:"):
+        text = text[len("candidate:") :]
+    try:
+        parsed = candidate_from_sdp(text)
+    except Exception as error:  # aiortc asserts, or raises ValueError/IndexError, on bad candidates
+        raise CallError(400, "invalid_candidate", f"cannot parse ICE candidate {candidate!r}") from error
+    parsed.sdpMid = sdp_mid
+    parsed.sdpMLineIndex = sdp_mline_index
+    return parsed
+
+
+class Call:
+    """One caller: implements the voice's ``VoiceOutput`` (play, clear, send_event)."""
+
+    def __init__(
+        self,
+        *,
+        call_id: str,
+        voice: Voice,
+        ice_servers: Sequence[IceServer],
+        relay_only: bool,
+        audio_timeout: float,
+        on_ended: Callable[[Call], None],
+        metrics: bool = False,
+    ) -> None:
+        self.id = call_id
+        self.relay_only = relay_only
+        self.lock = asyncio.Lock()
+        self._audio_timeout = audio_timeout
+        self._on_ended = on_ended
+        self._metrics = metrics
+        self._started_at = time.monotonic()
+        self._last_audio_at = self._started_at
+        self._input_frames = 0
+        self._voice_input_bytes = 0
+        self._remote_track: MediaStreamTrack | None = None
+        self._events: Any = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closing: asyncio.Task[None] | None = None
+        self.end_reason: str | None = None
+        self.pc = RTCPeerConnection(
+            RTCConfiguration(
+                iceServers=aiortc_ice_servers(ice_servers),  # never None: that adds Google's STUN
+                iceTransportPolicy=RTCIceTransportPolicy.RELAY if relay_only else RTCIceTransportPolicy.ALL,
+            )
+        )
+        self.output = PacedOutputTrack(
+            live=bool(getattr(voice, "live", False)), on_speaking=self._on_speaking
+        )
+        self._resampler = InputResampler()
+        self.session: VoiceSession = voice.open_session(call_id=call_id, output=self)
+        self.pc.on("track", self._on_track)
+        self.pc.on("datachannel", self._on_datachannel)
+        self.pc.on("connectionstatechange", self._on_connection_state)
+
+    # --- VoiceOutput -------------------------------------------------------------------------
+    def play(self, pcm: bytes) -> None:
+        self.output.write(pcm)
+
+    def clear(self) -> None:
+        self.output.clear()
+        self.send_event(state_event("interrupted"))
+
+    def send_event(self, event: dict[str, Any]) -> None:
+        channel = self._events
+        if channel is not None and channel.readyState == "open":
+            channel.send(json.dumps(event, separators=(",", ":")))
+
+    # --- negotiation -------------------------------------------------------------------------
+    async def answer(self, offer_sdp: str) -> str:
+        """Apply the offer, start the voice, and return the answer SDP (candidates gathered)."""
+        if "m=audio" not in offer_sdp:
+            raise CallError(400, "invalid_sdp", "the offer has no audio section (m=audio)")
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+        except Exception as error:  # aiortc raises ValueError, KeyError, IndexError... on bad SDP
+            raise CallError(400, "invalid_sdp", f"cannot parse the offer SDP: {error}") from error
+        if self._remote_track is None:
+            raise CallError(400, "invalid_sdp", "the offer has no audio track the agent can receive")
+        self.pc.addTrack(self.output)
+        # Start the voice (a model stream) while ICE candidates are gathered.
+        results = await asyncio.gather(
+            asyncio.wait_for(self.session.start(), VOICE_START_TIMEOUT),
+            self._create_answer(),
+            return_exceptions=True,
+        )
+        for result in results:
+            if isinstance(result, CallError):
+                raise result
+        if isinstance(results[0], BaseException):
+            raise CallError(
+                503, "voice_unavailable", f"the voice could not start: {results[0]}"
+            ) from results[0]
+        if isinstance(results[1], BaseException):
+            raise results[1]
+        answer_sdp = results[1]
+        assert isinstance(answer_sdp, str)
+        self._spawn(self._pump_input(), "input")
+        self._spawn(self._watch_audio(), "audio_watchdog")
+        return keep_relay_candidates(answer_sdp) if self.relay_only else answer_sdp
+
+    async def _create_answer(self) -> str:
+        answer = await self.pc.createAnswer()
+        await self.pc.setLocalDescription(answer)
+        return self.pc.localDescription.sdp
+
+    async def add_candidates(self, candidates: Sequence[RTCIceCandidate | None]) -> None:
+        for candidate in candidates:
+            try:
+                await self.pc.addIceCandidate(candidate)
+            except ValueError as error:
+                raise CallError(400, "invalid_candidate", str(error)) from error
+
+    # --- media and events --------------------------------------------------------------------
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        if track.kind == "audio" and self._remote_track is None:
+            self._remote_track = track
+            track.on("ended", lambda: self.end_soon("remote_track_ended"))
+
+    def _on_datachannel(self, channel: Any) -> None:
+        if channel.label != "events":
+            return
+        self._events = channel
+        if channel.readyState == "open":
+            self._announce_state()
+        else:
+            channel.on("open", self._announce_state)
+
+    def _announce_state(self) -> None:
+        """First message on the channel: "listening", then the current state if the agent speaks."""
+        self.send_event(state_event("listening"))
+        if self.output.speaking:
+            self.send_event(state_event("agent_speaking"))
+
+    def _on_speaking(self, speaking: bool) -> None:
+        self.send_event(state_event("agent_speaking" if speaking else "listening"))
+
+    def _on_connection_state(self) -> None:
+        state = self.pc.connectionState
+        if state in ("failed", "closed"):
+            self.end_soon(f"connection_{state}")
+
+    async def _pump_input(self) -> None:
+        track = self._remote_track
+        assert track is not None
+        resample = self._resampler.resample
+        send = self.session.send_audio
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                self.end_soon("remote_track_ended")
+                return
+            self._last_audio_at = time.monotonic()
+            self._input_frames += 1
+            pcm = resample(frame)
+            if pcm:
+                self._voice_input_bytes += len(pcm)
+                await send(pcm)
+
+    async def _watch_audio(self) -> None:
+        """No audio for ``audio_timeout`` seconds (a caller that vanished) ends the call."""
+        while True:
+            remaining = self._last_audio_at + self._audio_timeout - time.monotonic()
+            if remaining <= 0:
+                self.end_soon("audio_timeout")
+                return
+            await asyncio.sleep(remaining)
+
+    def _spawn(self, coroutine: Awaitable[None], name: str) -> None:
+        task = asyncio.ensure_future(coroutine)
+        task.set_name(f"call-{self.id[:8]}-{name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            error = task.exception()
+            log_event(
+                logger,
+                "call_task_failed",
+                level=logging.ERROR,
+                call_id=self.id,
+                task=task.get_name(),
+                error=repr(error),
+            )
+            self.end_soon("internal_error")
+
+    # --- ending ------------------------------------------------------------------------------
+    @property
+    def ended(self) -> bool:
+        return self._closing is not None
+
+    @property
+    def closing_task(self) -> asyncio.Task[None] | None:
+        return self._closing
+
+    def end_soon(self, reason: str) -> None:
+        """End the call from a callback (no await possible there); idempotent."""
+        if self._closing is None:
+            self._closing = asyncio.ensure_future(self._close(reason))
+
+    async def close(self, reason: str) -> None:
+        self.end_soon(reason)
+        assert self._closing is not None
+        await asyncio.shield(self._closing)
+
+    async def _close(self, reason: str) -> None:
+        self.end_reason = reason
+        self._on_ended(self)  # out of the registry first: no new request reaches a closing call
+        current = asyncio.current_task()
+        tasks = [t for t in self._tasks if t is not current]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.session.close(), CLOSE_TIMEOUT)
+        self.output.stop()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.pc.close(), CLOSE_TIMEOUT)
+        self._remote_track = None
+        self._events = None
+        duration = time.monotonic() - self._started_at
+        log_event(
+            logger,
+            "call_ended",
+            call_id=self.id,
+            reason=reason,
+            duration_s=round(duration, 3),
+            input_frames=self._input_frames,
+            voice_input_bytes=self._voice_input_bytes,
+            output_frames=self.output.frames_sent,
+            output_audio_frames=self.output.audio_frames_sent,
+        )
+        if self._metrics:
+            sys.stdout.write(
+                emf_metrics(
+                    "VoiceAgent",
+                    {"EndReason": reason},
+                    {"CallDuration": (duration, "Seconds"), "Calls": (1, "Count")},
+                )
+                + "\n"
+            )
+
+
+class CallRegistry:
+    """The live calls, keyed by an unguessable id, with a cap on how many run at once."""
+
+    def __init__(
+        self,
+        *,
+        voice: Voice,
+        max_calls: int,
+        audio_timeout: float,
+        metrics: bool = False,
+    ) -> None:
+        self._voice = voice
+        self._max_calls = max_calls
+        self._audio_timeout = audio_timeout
+        self._metrics = metrics
+        self._calls: dict[str, Call] = {}
+        self._pending = 0
+        self._ending: set[Call] = set()
+        self.time_of_last_update = int(time.time())
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._calls) or self._pending > 0
+
+    def __len__(self) -> int:
+        return len(self._calls)
+
+    def get(self, call_id: str) -> Call:
+        call = self._calls.get(call_id)
+        if call is None:
+            raise CallError(404, "unknown_call", "no live call has this pc_id (it may have ended already)")
+        return call
+
+    async def open(
+        self,
+        offer_sdp: str,
+        *,
+        ice_servers: Callable[[], Awaitable[list[IceServer]]],
+        relay_only: bool,
+    ) -> tuple[Call, str]:
+        """Create a call from an offer and return it with its answer. A failure leaves nothing behind."""
+        if len(self._calls) + self._pending >= self._max_calls:
+            raise CallError(
+                503, "at_capacity", f"the agent is at its limit of {self._max_calls} concurrent calls"
+            )
+        self._pending += 1
+        self._touch()
+        call: Call | None = None
+        try:
+            servers = await ice_servers()
+            if relay_only and not any(u.startswith("turn") for s in servers for u in s.urls):
+                raise CallError(
+                    400, "turn_unavailable", "relay-only was asked for but no TURN server is configured"
+                )
+            call = Call(
+                call_id=secrets.token_urlsafe(18),
+                voice=self._voice,
+                ice_servers=servers,
+                relay_only=relay_only,
+                audio_timeout=self._audio_timeout,
+                on_ended=self._forget,
+                metrics=self._metrics,
+            )
+            answer = await call.answer(offer_sdp)
+            self._calls[call.id] = call
+            log_event(logger, "call_started", call_id=call.id, relay_only=relay_only)
+            return call, answer
+        except BaseException:
+            if call is not None:
+                await call.close("offer_failed")
+            raise
+        finally:
+            self._pending -= 1
+            self._touch()
+
+    async def end(self, call_id: str, reason: str) -> None:
+        await self.get(call_id).close(reason)
+
+    async def close_all(self) -> None:
+        calls = list(self._calls.values())
+        await asyncio.gather(*(call.close("shutdown") for call in calls), return_exceptions=True)
+
+    def _forget(self, call: Call) -> None:
+        self._calls.pop(call.id, None)
+        # Hold the closing call until its close finishes: a task is only weakly referenced by asyncio.
+        self._ending.add(call)
+        if call.closing_task is not None:
+            call.closing_task.add_done_callback(lambda _: self._ending.discard(call))
+        self._touch()
+
+    def _touch(self) -> None:
+        self.time_of_last_update = int(time.time())

@@ -1,0 +1,74 @@
+"""``voice-agent``: flags (each with an environment variable) -> settings -> one uvicorn worker."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from voice_agent.settings import ICE_MODES, VOICES, Settings, SettingsError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="voice-agent",
+        description="A WebRTC voice agent (AgentCore Runtime service contract on /ping and /invocations).",
+        epilog="Every flag can also be set by its environment variable (VOICE_AGENT_*); flags win.",
+    )
+    parser.add_argument("--host", help="listen address (VOICE_AGENT_HOST, default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="listen port (VOICE_AGENT_PORT, default 8080)")
+    parser.add_argument(
+        "--voice", choices=VOICES, help="echo or nova-sonic (VOICE_AGENT_VOICE, default echo)"
+    )
+    parser.add_argument(
+        "--ice-servers",
+        choices=ICE_MODES,
+        help="none, static (ICE_SERVER_URLS...) or kvs (VOICE_AGENT_ICE_SERVERS, default none)",
+    )
+    parser.add_argument(
+        "--relay-only",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="TURN relay only (VOICE_AGENT_RELAY_ONLY)",
+    )
+    parser.add_argument("--stage", help="stage name for logs and metrics (VOICE_AGENT_STAGE)")
+    parser.add_argument(
+        "--max-calls", type=int, help="concurrent call cap (VOICE_AGENT_MAX_CALLS, default 4)"
+    )
+    parser.add_argument(
+        "--audio-timeout-seconds",
+        type=float,
+        help="end a call after this long without audio (VOICE_AGENT_AUDIO_TIMEOUT_SECONDS, default 30)",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env(
+            host=args.host,
+            port=args.port,
+            voice=args.voice,
+            ice_servers=args.ice_servers,
+            relay_only=args.relay_only,
+            stage=args.stage,
+            max_calls=args.max_calls,
+            audio_timeout_seconds=args.audio_timeout_seconds,
+        )
+    except SettingsError as error:
+        print(f"voice-agent: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+    import uvicorn
+
+    from voice_agent.app import create_app
+    from voice_agent.logs import configure_logging
+
+    configure_logging()
+    app = create_app(settings)
+    # One worker: calls live in this process's memory.
+    uvicorn.run(app, host=settings.host, port=settings.port, workers=1, log_config=None, access_log=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,219 @@
+"""ICE server providers: none, a static list, or TURN credentials minted by Kinesis Video Streams.
+
+The browser gets every URI; aiortc uses only the first usable TURN URI, so the list built for aiortc
+puts ``turn:...?transport=udp`` first. KVS is touched lazily: no client, no I/O until the first call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from voice_agent.logs import log_event
+
+if TYPE_CHECKING:
+    from aiortc import RTCIceServer
+
+    from voice_agent.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class IceUnavailable(Exception):
+    """The ICE provider cannot give servers right now (answered as 503; the next request retries)."""
+
+
+@dataclass(frozen=True)
+class IceServer:
+    urls: tuple[str, ...]
+    username: str | None = None
+    credential: str | None = field(default=None, repr=False)
+
+    def for_browser(self) -> dict[str, Any]:
+        server: dict[str, Any] = {"urls": list(self.urls)}
+        if self.username is not None:
+            server["username"] = self.username
+        if self.credential is not None:
+            server["credential"] = self.credential
+        return server
+
+
+class IceProvider(Protocol):
+    async def servers(self, session_id: str) -> list[IceServer]:
+        """The ICE servers for one call (both peers of a call use the same ones)."""
+
+
+class NoIce:
+    """No STUN or TURN: host candidates only (local runs on one machine)."""
+
+    async def servers(self, session_id: str) -> list[IceServer]:
+        return []
+
+
+class StaticIce:
+    """A fixed list, e.g. a coturn on the same network (``ICE_SERVER_URLS`` and friends)."""
+
+    def __init__(self, servers: Sequence[IceServer]) -> None:
+        self._servers = list(servers)
+
+    async def servers(self, session_id: str) -> list[IceServer]:
+        return list(self._servers)
+
+
+ClientFactory = Callable[[str, str | None], Any]
+"""``(service_name, endpoint_url) -> boto3 client``; tests pass clients wrapped in botocore's Stubber."""
+
+
+@dataclass
+class _ChannelCache:
+    endpoint: str | None = None
+    servers: list[IceServer] = field(default_factory=list)
+    expires_at: float = 0.0
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class KvsIce:
+    """TURN credentials from a KVS signaling channel, or from a pool of channels chosen by session id.
+
+    One channel carries about 25 calls (50 TURN allocations) and 5 GetIceServerConfig calls per second,
+    so credentials are cached per channel and refreshed ``refresh_margin`` seconds before they expire.
+    """
+
+    def __init__(
+        self,
+        channel_arns: Sequence[str],
+        *,
+        region: str,
+        client_factory: ClientFactory | None = None,
+        refresh_margin: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not channel_arns:
+            raise ValueError("KvsIce needs at least one signaling channel ARN")
+        self._channel_arns = tuple(channel_arns)
+        self._region = region
+        self._client_factory = client_factory or self._boto3_client
+        self._refresh_margin = refresh_margin
+        self._clock = clock
+        self._caches: dict[str, _ChannelCache] = {}
+        self._kinesisvideo: Any = None
+        self._signaling_clients: dict[str, Any] = {}
+
+    def channel_for(self, session_id: str) -> str:
+        """Stable across processes (not Python's salted ``hash``): one session, one channel."""
+        if len(self._channel_arns) == 1:
+            return self._channel_arns[0]
+        digest = hashlib.sha256(session_id.encode()).digest()
+        return self._channel_arns[int.from_bytes(digest[:8], "big") % len(self._channel_arns)]
+
+    async def servers(self, session_id: str) -> list[IceServer]:
+        channel_arn = self.channel_for(session_id)
+        cache = self._caches.setdefault(channel_arn, _ChannelCache())
+        async with cache.lock:
+            if cache.servers and self._clock() < cache.expires_at - self._refresh_margin:
+                return list(cache.servers)
+            try:
+                if cache.endpoint is None:
+                    cache.endpoint = await asyncio.to_thread(self._fetch_endpoint, channel_arn)
+                servers, ttl = await asyncio.to_thread(self._fetch_servers, channel_arn, cache.endpoint)
+            except IceUnavailable:
+                raise
+            except Exception as error:  # botocore raises many kinds; all mean "not now"
+                if cache.servers and self._clock() < cache.expires_at:
+                    return list(cache.servers)  # a failed early refresh: the old ones are still valid
+                log_event(
+                    logger,
+                    "kvs_ice_failed",
+                    level=logging.WARNING,
+                    channel_arn=channel_arn,
+                    error=type(error).__name__,
+                    detail=str(error),
+                )
+                raise IceUnavailable(
+                    f"TURN credentials from Kinesis Video Streams failed: {error}"
+                ) from error
+            cache.servers = servers
+            cache.expires_at = self._clock() + ttl
+            log_event(logger, "kvs_ice_refreshed", channel_arn=channel_arn, servers=len(servers), ttl=ttl)
+            return list(servers)
+
+    def _fetch_endpoint(self, channel_arn: str) -> str:
+        """Runs in a worker thread (boto3 is synchronous). The endpoint never changes: fetched once."""
+        if self._kinesisvideo is None:
+            self._kinesisvideo = self._client_factory("kinesisvideo", None)
+        reply = self._kinesisvideo.get_signaling_channel_endpoint(
+            ChannelARN=channel_arn,
+            SingleMasterChannelEndpointConfiguration={"Protocols": ["HTTPS"], "Role": "MASTER"},
+        )
+        endpoints = {e["Protocol"]: e["ResourceEndpoint"] for e in reply["ResourceEndpointList"]}
+        if "HTTPS" not in endpoints:
+            raise IceUnavailable("Kinesis Video Streams returned no HTTPS signaling endpoint")
+        return endpoints["HTTPS"]
+
+    def _fetch_servers(self, channel_arn: str, endpoint: str) -> tuple[list[IceServer], float]:
+        """Runs in a worker thread. One signaling client per channel endpoint, created on first use."""
+        signaling = self._signaling_clients.get(endpoint)
+        if signaling is None:
+            signaling = self._signaling_clients[endpoint] = self._client_factory(
+                "kinesis-video-signaling", endpoint
+            )
+        reply = signaling.get_ice_server_config(
+            ChannelARN=channel_arn, ClientId=f"voice-agent-{uuid.uuid4().hex}", Service="TURN"
+        )
+        servers = [
+            IceServer(urls=tuple(s["Uris"]), username=s.get("Username"), credential=s.get("Password"))
+            for s in reply["IceServerList"]
+        ]
+        if not servers:
+            raise IceUnavailable("Kinesis Video Streams returned no TURN servers")
+        ttl = float(min(s.get("Ttl", 300) for s in reply["IceServerList"]))
+        return servers, ttl
+
+    def _boto3_client(self, service: str, endpoint_url: str | None) -> Any:
+        import boto3  # imported on first use: keeps start-up fast and free of I/O
+
+        return boto3.session.Session().client(service, region_name=self._region, endpoint_url=endpoint_url)
+
+
+def create_ice_provider(settings: Settings) -> IceProvider:
+    if settings.ice_servers == "static":
+        return StaticIce(
+            [
+                IceServer(
+                    urls=settings.static_ice_urls,
+                    username=settings.static_ice_username,
+                    credential=settings.static_ice_credential,
+                )
+            ]
+        )
+    if settings.ice_servers == "kvs":
+        assert settings.region is not None  # checked by Settings
+        return KvsIce(settings.kvs_channel_arns, region=settings.region)
+    return NoIce()
+
+
+def _uri_preference(uri: str) -> int:
+    """aiortc takes the first usable TURN URI: prefer plain TURN over UDP, then TCP, then TLS."""
+    if uri.startswith("turn:") and "transport=tcp" not in uri:
+        return 0
+    if uri.startswith("turn:"):
+        return 1
+    if uri.startswith("turns:"):
+        return 2
+    return 3
+
+
+def aiortc_ice_servers(servers: Sequence[IceServer]) -> list[RTCIceServer]:
+    from aiortc import RTCIceServer
+
+    ordered = sorted(servers, key=lambda s: min((_uri_preference(u) for u in s.urls), default=9))
+    return [
+        RTCIceServer(urls=sorted(s.urls, key=_uri_preference), username=s.username, credential=s.credential)
+        for s in ordered
+    ]

@@ -1,0 +1,162 @@
+"""The signaling protocol: request models for ``POST /invocations`` and their dispatch.
+
+``{"action": ..., "data": {...}}`` with actions ice_config, offer, ice_candidate and disconnect
+(DESIGN.md). Every bad input is a ``CallError`` with a 4xx status, a code and a message.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Literal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
+
+from voice_agent.calls import CallError, CallRegistry, parse_candidate
+from voice_agent.ice import IceProvider, IceUnavailable
+from voice_agent.logs import log_event
+
+logger = logging.getLogger(__name__)
+
+
+class _Model(BaseModel):
+    # Strict: a number where a string belongs is an error, not silently converted.
+    model_config = ConfigDict(strict=True, extra="ignore", populate_by_name=True)
+
+
+class Envelope(_Model):
+    action: str
+    data: dict[str, Any] | None = None
+
+
+class OfferData(_Model):
+    sdp: str = Field(min_length=1)
+    type: Literal["offer"]
+    turn_only: bool = Field(default=False, validation_alias=AliasChoices("turnOnly", "turn_only"))
+
+
+class Candidate(_Model):
+    # An empty candidate string is the end-of-candidates marker browsers send.
+    candidate: str
+    sdp_mid: str | None = Field(default=None, validation_alias=AliasChoices("sdp_mid", "sdpMid"))
+    sdp_mline_index: int | None = Field(
+        default=None, ge=0, validation_alias=AliasChoices("sdp_mline_index", "sdpMLineIndex")
+    )
+
+
+class IceCandidateData(_Model):
+    pc_id: str = Field(min_length=1)
+    candidates: list[Candidate] = Field(max_length=200)
+
+
+class DisconnectData(_Model):
+    pc_id: str = Field(min_length=1)
+
+
+ACTIONS = ("ice_config", "offer", "ice_candidate", "disconnect")
+
+
+def _validation_message(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors(include_url=False)[:5]:
+        where = ".".join(str(p) for p in item["loc"]) or "body"
+        parts.append(f"{where}: {item['msg']}")
+    return "; ".join(parts)
+
+
+def _parse(model: type[_Model], data: Any, action: str) -> Any:
+    try:
+        return model.model_validate(data if data is not None else {})
+    except ValidationError as error:
+        raise CallError(400, "invalid_request", f"{action}: {_validation_message(error)}") from None
+
+
+def parse_envelope(body: bytes) -> Envelope:
+    try:
+        payload = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CallError(400, "malformed_json", f"the body is not valid JSON: {error}") from None
+    if not isinstance(payload, dict):
+        raise CallError(
+            400, "invalid_request", 'the body must be a JSON object {"action": ..., "data": {...}}'
+        )
+    if "action" not in payload:
+        raise CallError(
+            400, "missing_action", f"the body has no 'action'; expected one of {', '.join(ACTIONS)}"
+        )
+    envelope = _parse(Envelope, payload, "request")
+    if envelope.action not in ACTIONS:
+        raise CallError(
+            400, "unknown_action", f"unknown action {envelope.action!r}; expected one of {', '.join(ACTIONS)}"
+        )
+    return envelope
+
+
+class Signaling:
+    """Dispatches signaling actions to the call registry and the ICE provider."""
+
+    def __init__(self, *, registry: CallRegistry, ice_provider: IceProvider, relay_only: bool) -> None:
+        self._registry = registry
+        self._ice = ice_provider
+        self._relay_only = relay_only
+
+    async def handle(self, envelope: Envelope, *, session_id: str) -> dict[str, Any]:
+        handler = {
+            "ice_config": self._ice_config,
+            "offer": self._offer,
+            "ice_candidate": self._ice_candidate,
+            "disconnect": self._disconnect,
+        }[envelope.action]
+        return await handler(envelope.data, session_id)
+
+    async def _servers(self, session_id: str) -> list[Any]:
+        try:
+            return await self._ice.servers(session_id)
+        except IceUnavailable as error:
+            raise CallError(503, "ice_unavailable", str(error)) from None
+
+    async def _ice_config(self, data: Any, session_id: str) -> dict[str, Any]:
+        servers = await self._servers(session_id)
+        return {
+            "iceServers": [server.for_browser() for server in servers],
+            "iceTransportPolicy": "relay" if self._relay_only else "all",
+        }
+
+    async def _offer(self, data: Any, session_id: str) -> dict[str, Any]:
+        offer = _parse(OfferData, data, "offer")
+        call, answer = await self._registry.open(
+            offer.sdp,
+            ice_servers=lambda: self._servers(session_id),
+            relay_only=self._relay_only or offer.turn_only,
+        )
+        return {"pc_id": call.id, "sdp": answer, "type": "answer"}
+
+    async def _ice_candidate(self, data: Any, session_id: str) -> dict[str, Any]:
+        request = _parse(IceCandidateData, data, "ice_candidate")
+        call = self._registry.get(request.pc_id)
+        parsed = []
+        for item in request.candidates:
+            if not item.candidate.strip():
+                continue  # end-of-candidates: aiortc needs nothing for it
+            if item.sdp_mid is None and item.sdp_mline_index is None:
+                raise CallError(
+                    400,
+                    "invalid_candidate",
+                    "a candidate needs sdp_mid/sdpMid or sdp_mline_index/sdpMLineIndex",
+                )
+            parsed.append(parse_candidate(item.candidate, item.sdp_mid, item.sdp_mline_index))
+        async with call.lock:
+            if call.ended:
+                raise CallError(404, "unknown_call", "the call has ended")
+            await call.add_candidates(parsed)
+        return {"status": "ok"}
+
+    async def _disconnect(self, data: Any, session_id: str) -> dict[str, Any]:
+        request = _parse(DisconnectData, data, "disconnect")
+        call = self._registry.get(request.pc_id)
+        async with call.lock:
+            if call.ended:
+                raise CallError(404, "unknown_call", "the call has ended already")
+            await call.close("disconnect")
+        log_event(logger, "disconnect", call_id=call.id)
+        return {"status": "ok"}

@@ -1,0 +1,57 @@
+"""Five concurrent echo calls: each caller hears only its own audio, at real time."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from agent_calls import echo_round_trip, wait_for_call_end
+
+from tests.support import signals
+from tests.support.agent_process import AgentProcess
+from tests.support.rtc_client import RtcCaller, SignalSource
+
+pytestmark = pytest.mark.timeout(180)
+
+FREQUENCIES = [350.0, 550.0, 750.0, 950.0, 1150.0]
+SECONDS = 2.0
+
+
+async def test_five_concurrent_callers_each_hear_only_themselves(echo_agent: AgentProcess) -> None:
+    callers = [RtcCaller(echo_agent.url, source=SignalSource(signals.tone(f, SECONDS))) for f in FREQUENCIES]
+    try:
+        await asyncio.gather(*(caller.connect() for caller in callers))
+        received = await asyncio.gather(*(echo_round_trip(caller, settle=0.3) for caller in callers))
+    finally:
+        await asyncio.gather(*(caller.disconnect() for caller in callers))
+
+    for frequency, audio in zip(FREQUENCIES, received, strict=True):
+        onsets = signals.find_onsets(audio)
+        assert onsets, f"caller at {frequency} Hz heard nothing back"
+        # One steady second from the middle of the echo.
+        steady = audio[onsets[0] + 24_000 : onsets[0] + 72_000]
+        own = signals.tone_level_dbfs(steady, frequency)
+        assert own > -25, f"caller at {frequency} Hz hears its echo at only {own:.1f} dBFS"
+        for other in FREQUENCIES:
+            if other != frequency:
+                leak = signals.tone_level_dbfs(steady, other)
+                # A shared resampler leaks other callers at about -43 dBFS; separate ones leak nothing.
+                assert leak < -80, f"caller at {frequency} Hz hears the {other} Hz caller at {leak:.1f} dBFS"
+        # Before its echo starts, a caller hears digital silence (no one else's audio).
+        assert signals.level_dbfs(audio[: max(onsets[0] - 4_800, 0)]) < -80
+
+
+async def test_the_voice_hears_16_khz_at_real_time_with_no_padding(echo_agent: AgentProcess) -> None:
+    callers = [RtcCaller(echo_agent.url, source=SignalSource(signals.tone(f, 1.0))) for f in FREQUENCIES]
+    try:
+        await asyncio.gather(*(caller.connect() for caller in callers))
+        await asyncio.gather(*(echo_round_trip(caller, settle=0.2) for caller in callers))
+    finally:
+        await asyncio.gather(*(caller.disconnect() for caller in callers))
+    for caller in callers:
+        ended = await asyncio.to_thread(wait_for_call_end, echo_agent, caller.pc_id or "")
+        assert ended is not None
+        # Every 20 ms input frame became exactly 320 samples (640 bytes) for the voice; padded planes
+        # would make it 768 bytes (1.2x real time).
+        assert ended["input_frames"] > 40
+        assert abs(ended["voice_input_bytes"] - 640 * ended["input_frames"]) <= 640

@@ -1,0 +1,208 @@
+"""TURN credentials from Kinesis Video Streams, with botocore's Stubber at the AWS boundary."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import httpx
+import pytest
+from botocore.stub import ANY, Stubber
+from voice_agent.app import create_app
+from voice_agent.ice import IceServer, IceUnavailable, KvsIce, aiortc_ice_servers
+from voice_agent.settings import Settings
+
+REGION = "us-west-2"
+CHANNEL = "arn:aws:kinesisvideo:us-west-2:123456789012:channel/voice-agent-dev/1700000000000"
+ENDPOINT = "https://r-1234abcd.kinesisvideo.us-west-2.amazonaws.com"
+URIS = [
+    "turns:34-1-2-3.t-1.kinesisvideo.us-west-2.amazonaws.com:443?transport=tcp",
+    "turns:34-1-2-3.t-1.kinesisvideo.us-west-2.amazonaws.com:443?transport=udp",
+    "turn:34-1-2-3.t-1.kinesisvideo.us-west-2.amazonaws.com:443?transport=udp",
+]
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class StubbedKvs:
+    """Real boto3 clients (real request validation and parsing), answers scripted by Stubber."""
+
+    def __init__(self) -> None:
+        session = boto3.session.Session(
+            aws_access_key_id="test", aws_secret_access_key="test", region_name=REGION
+        )
+        self.kinesisvideo = session.client("kinesisvideo")
+        self.signaling = session.client("kinesis-video-signaling", endpoint_url=ENDPOINT)
+        self.kinesisvideo_stub = Stubber(self.kinesisvideo)
+        self.signaling_stub = Stubber(self.signaling)
+        self.factory_calls: list[tuple[str, str | None, str]] = []
+
+    def factory(self, service: str, endpoint_url: str | None) -> Any:
+        self.factory_calls.append((service, endpoint_url, threading.current_thread().name))
+        return self.kinesisvideo if service == "kinesisvideo" else self.signaling
+
+    def expect_endpoint(self) -> None:
+        self.kinesisvideo_stub.add_response(
+            "get_signaling_channel_endpoint",
+            {"ResourceEndpointList": [{"Protocol": "HTTPS", "ResourceEndpoint": ENDPOINT}]},
+            {
+                "ChannelARN": CHANNEL,
+                "SingleMasterChannelEndpointConfiguration": {"Protocols": ["HTTPS"], "Role": "MASTER"},
+            },
+        )
+
+    def expect_ice(self, username: str = "user-1", ttl: int = 300) -> None:
+        self.signaling_stub.add_response(
+            "get_ice_server_config",
+            {
+                "IceServerList": [
+                    {"Uris": URIS, "Username": username, "Password": "secret-" + username, "Ttl": ttl}
+                ]
+            },
+            {"ChannelARN": CHANNEL, "ClientId": ANY, "Service": "TURN"},
+        )
+
+    def expect_ice_error(self, code: str = "ClientLimitExceededException") -> None:
+        self.signaling_stub.add_client_error(
+            "get_ice_server_config",
+            service_error_code=code,
+            service_message="Rate exceeded",
+            http_status_code=400,
+        )
+
+    def assert_all_used(self) -> None:
+        self.kinesisvideo_stub.assert_no_pending_responses()
+        self.signaling_stub.assert_no_pending_responses()
+
+
+@pytest.fixture
+def kvs() -> Iterator[StubbedKvs]:
+    stubbed = StubbedKvs()
+    with stubbed.kinesisvideo_stub, stubbed.signaling_stub:
+        yield stubbed
+
+
+async def test_nothing_is_called_until_the_first_request(kvs: StubbedKvs) -> None:
+    provider = KvsIce([CHANNEL], region=REGION, client_factory=kvs.factory)
+    assert kvs.factory_calls == []
+    kvs.expect_endpoint()
+    kvs.expect_ice()
+    servers = await provider.servers("session-a")
+    assert servers == [IceServer(urls=tuple(URIS), username="user-1", credential="secret-user-1")]
+    kvs.assert_all_used()
+
+
+async def test_boto3_runs_off_the_event_loop(kvs: StubbedKvs) -> None:
+    provider = KvsIce([CHANNEL], region=REGION, client_factory=kvs.factory)
+    kvs.expect_endpoint()
+    kvs.expect_ice()
+    await provider.servers("session-a")
+    assert kvs.factory_calls
+    assert all(thread != threading.current_thread().name for _, _, thread in kvs.factory_calls)
+
+
+async def test_credentials_and_endpoint_are_cached(kvs: StubbedKvs) -> None:
+    clock = FakeClock()
+    provider = KvsIce([CHANNEL], region=REGION, client_factory=kvs.factory, clock=clock)
+    kvs.expect_endpoint()
+    kvs.expect_ice()
+    first = await provider.servers("session-a")
+    clock.now += 200  # within the TTL less the refresh margin: no call (Stubber fails on any)
+    assert await provider.servers("session-b") == first
+    kvs.assert_all_used()
+
+
+async def test_credentials_are_refreshed_before_they_expire(kvs: StubbedKvs) -> None:
+    clock = FakeClock()
+    provider = KvsIce([CHANNEL], region=REGION, client_factory=kvs.factory, clock=clock, refresh_margin=60)
+    kvs.expect_endpoint()
+    kvs.expect_ice("user-1", ttl=300)
+    await provider.servers("s")
+    clock.now += 241  # 59 s before expiry: inside the margin
+    kvs.expect_ice("user-2", ttl=300)  # the endpoint stays cached: no second endpoint call
+    refreshed = await provider.servers("s")
+    assert refreshed[0].username == "user-2"
+    kvs.assert_all_used()
+
+
+async def test_a_kvs_error_is_unavailable_and_the_next_request_retries(kvs: StubbedKvs) -> None:
+    provider = KvsIce([CHANNEL], region=REGION, client_factory=kvs.factory)
+    kvs.expect_endpoint()
+    kvs.expect_ice_error()
+    with pytest.raises(IceUnavailable, match="Rate exceeded"):
+        await provider.servers("s")
+    kvs.expect_ice()
+    assert (await provider.servers("s"))[0].username == "user-1"
+    kvs.assert_all_used()
+
+
+async def test_a_failed_early_refresh_keeps_serving_credentials_that_are_still_valid(kvs: StubbedKvs) -> None:
+    clock = FakeClock()
+    provider = KvsIce([CHANNEL], region=REGION, client_factory=kvs.factory, clock=clock, refresh_margin=60)
+    kvs.expect_endpoint()
+    kvs.expect_ice("user-1", ttl=300)
+    await provider.servers("s")
+    clock.now += 250
+    kvs.expect_ice_error()
+    assert (await provider.servers("s"))[0].username == "user-1"
+    clock.now += 60  # now expired: the error shows
+    kvs.expect_ice_error()
+    with pytest.raises(IceUnavailable):
+        await provider.servers("s")
+    kvs.assert_all_used()
+
+
+async def test_a_kvs_error_is_answered_as_503_with_a_message_and_the_agent_recovers(kvs: StubbedKvs) -> None:
+    provider = KvsIce([CHANNEL], region=REGION, client_factory=kvs.factory)
+    app = create_app(
+        Settings(ice_servers="kvs", kvs_channel_arns=(CHANNEL,), region=REGION), ice_provider=provider
+    )
+    kvs.expect_endpoint()
+    kvs.expect_ice_error()
+    kvs.expect_ice()
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://agent") as client:
+        failed = await client.post("/invocations", json={"action": "ice_config"})
+        assert failed.status_code == 503
+        assert failed.json()["error"]["code"] == "ice_unavailable"
+        assert "Rate exceeded" in failed.json()["error"]["message"]
+        ok = await client.post("/invocations", json={"action": "ice_config"})
+        assert ok.status_code == 200
+        assert ok.json()["iceServers"][0]["urls"] == URIS
+        assert (await client.get("/ping")).json()["status"] == "Healthy"
+    kvs.assert_all_used()
+
+
+def test_aiortc_gets_the_plain_turn_udp_uri_first() -> None:
+    [server] = aiortc_ice_servers([IceServer(urls=tuple(URIS), username="u", credential="p")])
+    assert server.urls[0] == URIS[2]
+
+
+def test_a_pool_of_channels_is_chosen_stably_by_session_id() -> None:
+    channels = [f"{CHANNEL[:-1]}{i}" for i in range(4)]
+    provider = KvsIce(channels, region=REGION, client_factory=lambda *_: None)
+    sessions = [f"session-{i:040d}" for i in range(200)]
+    chosen = [provider.channel_for(s) for s in sessions]
+    assert chosen == [provider.channel_for(s) for s in sessions]  # stable
+    assert set(chosen) == set(channels)  # spread over the pool
+
+
+def test_starting_the_agent_with_kvs_imports_no_boto3_and_makes_no_call() -> None:
+    code = (
+        "import sys\n"
+        "from voice_agent.app import create_app\n"
+        "from voice_agent.settings import Settings\n"
+        f"create_app(Settings(ice_servers='kvs', kvs_channel_arns=({CHANNEL!r},), region={REGION!r}))\n"
+        "assert 'boto3' not in sys.modules and 'botocore' not in sys.modules, 'boto3 imported at start-up'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
