@@ -13,7 +13,7 @@ REGION ?= $(shell $(PY) -c "import json; print(json.load(open('cdk.json'))['cont
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 CDK := npx --no-install cdk
 
-.PHONY: help setup up synth test lint deploy destroy smoke clean
+.PHONY: help setup up synth test lint deploy deploy-pipeline destroy smoke clean
 
 help:  ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -37,9 +37,16 @@ up: setup  ## Run the agent and web client locally (http://localhost:7860)
 	@echo "Until then 'make up' only checks that every stage synthesizes:"
 	@$(MAKE) --no-print-directory synth
 
-synth: setup  ## Synthesize every stage (or STAGE=name) offline into cdk.out/
+synth: setup  ## Synthesize every stage (or STAGE=name, or PIPELINE=1) offline into cdk.out/
+ifdef PIPELINE
+	$(CDK) synth --quiet -c pipeline=1 -o cdk.out/pipeline
+else
 	@set -e; stages="$(if $(filter command line environment,$(origin STAGE)),$(STAGE),$(STAGES))"; \
 	for s in $$stages; do echo "synth $$s"; $(CDK) synth --quiet -c stage=$$s -o cdk.out/$$s; done
+endif
+
+deploy-pipeline: setup  ## Deploy the CI pipeline stack (see "Deploy through a pipeline")
+	$(CDK) deploy --all -c pipeline=1 --require-approval broadening
 
 test: setup  ## Run every test suite
 	$(VENV)/bin/pytest

@@ -8,6 +8,7 @@ import aws_cdk as cdk
 
 from cdk.config import StageConfigError, load_stage
 from cdk.nag import add_checks
+from cdk.pipeline import build_pipeline_app, pipeline_enabled
 from cdk.stage import VoiceAgentStage, stage_id
 from cdk.web_hosting import WebClientDirError, check_web_client_dir
 
@@ -33,7 +34,10 @@ FAIL_ON_FINDINGS = {"@aws-cdk/core:failSynthOnValidationErrors": True}
 def main() -> None:
     app = cdk.App(post_cli_context=FAIL_ON_FINDINGS)
     try:
-        build_app(app)
+        if pipeline_enabled(app):
+            build_pipeline_app(app)
+        else:
+            build_app(app)
     except (StageConfigError, WebClientDirError) as error:
         sys.exit(f"error: {error}")
     app.synth()

@@ -126,3 +126,19 @@ EXPLICIT_ACCOUNT_STAGES = {
         "voiceId": "tiffany",
     }
 }
+
+
+def cfn_lint_errors(templates: list[Path]) -> list[dict[str, Any]]:
+    """cfn-lint's error-level findings for the templates; fails if cfn-lint itself could not run."""
+    # cfn-lint has no `python -m` entry point; its console script sits next to the interpreter.
+    cfn_lint = Path(sys.executable).with_name("cfn-lint")
+    result = subprocess.run(
+        [str(cfn_lint), "--format", "json", *map(str, templates)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=REPO_ROOT,
+    )
+    # Exit status bits: 2 errors, 4 warnings, 8 informational; 1 means cfn-lint itself failed.
+    assert result.returncode & 1 == 0, result.stderr
+    return [f for f in json.loads(result.stdout) if f["Level"] == "Error"]

@@ -2,14 +2,13 @@
 inside the Stage), the validation report is empty, and cfn-lint finds no errors."""
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_sqs as sqs
-from cdk_test_support import REPO_ROOT, STAGE_NAMES, build_in_process, run_cdk
+from cdk_test_support import STAGE_NAMES, build_in_process, cfn_lint_errors, run_cdk
 
 from cdk.nag import add_checks
 
@@ -43,15 +42,7 @@ def test_cli_synth_writes_both_stacks_of_the_stage(cli_synth, stage_name: str) -
 def test_cfn_lint_finds_no_errors(cli_synth, stage_name: str) -> None:
     templates = sorted(cli_synth[stage_name].glob("assembly-*/*.template.json"))
     assert len(templates) == 2
-    result = subprocess.run(
-        [sys.executable, "-m", "cfnlint", "--format", "json", *map(str, templates)],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        cwd=REPO_ROOT,
-    )
-    findings = json.loads(result.stdout or "[]")
-    errors = [f for f in findings if f["Level"] == "Error"]
+    errors = cfn_lint_errors(templates)
     assert errors == [], json.dumps(errors, indent=1)
 
 
