@@ -13,7 +13,7 @@ REGION ?= $(shell $(PY) -c "import json; print(json.load(open('cdk.json'))['cont
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 CDK := npx --no-install cdk
 
-.PHONY: help setup up synth test lint deploy deploy-pipeline destroy smoke clean
+.PHONY: help setup up synth test lint bench deploy deploy-pipeline destroy smoke clean
 
 help:  ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -50,6 +50,9 @@ deploy-pipeline: setup  ## Deploy the CI pipeline stack (see "Deploy through a p
 
 test: setup  ## Run every test suite
 	$(VENV)/bin/pytest
+
+bench: setup  ## Measure the agent: latency, CPU, memory, start-up (table + bench/results/latest.json)
+	$(PY) -m bench $(BENCH_ARGS)
 
 lint: setup  ## Static checks: ruff on the Python code
 	$(VENV)/bin/ruff check .

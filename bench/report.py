@@ -1,0 +1,199 @@
+"""The targets of issue 3 as checks, and the human-readable table."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+TARGET_LATENCY_MS = 190.0
+MAX_GROWTH_MS = 10.0
+""""No growth over a 30 s call": the last five echoes' median within 10 ms of the first five's."""
+TARGET_CPU_PER_CALL_S = 0.06
+TARGET_STARTUP_S = 1.5
+SILENCE_MAX_ABS = 16
+"""Digital silence after Opus: |sample| <= 16 (-66 dBFS); another caller's chirp would be ~16000."""
+CROSSTALK_MAX_DB = -50.0
+"""Another caller's chirp, relative to its own level: a shared resampler leaked at -43 dB."""
+REFERENCE = {
+    "aws_sample_latency_ms": 236.0,
+    "aws_sample_cpu_s_per_call_s": 0.096,
+    "aiortc_echo_peer_latency_ms": 178.0,
+}
+
+
+def _check(name: str, value: Any, limit: str, passed: bool | None) -> dict[str, Any]:
+    """``passed`` None: not measured in this run (a call too short for the growth check)."""
+    return {"check": name, "value": value, "limit": limit, "passed": None if passed is None else bool(passed)}
+
+
+def checks(result: dict[str, Any]) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    for key in ("setup_direct", "setup_turn"):
+        if key in result:
+            requests = result[key]["setup_requests_per_call"]
+            found.append(_check(f"signaling requests per call ({key[6:]})", requests, "== 2", requests == 2))
+    one = result["one_call"]
+    caller = one["callers"][0]
+    found.append(
+        _check(
+            "echoes found (1 call)",
+            f"{one['echoes_found']}/{one['chirps_sent']}",
+            "all",
+            one["chirps_sent"] > 0 and one["echoes_found"] == one["chirps_sent"],
+        )
+    )
+    median = one["median_latency_ms"]
+    found.append(
+        _check(
+            "median echo latency ms (1 call)",
+            _r(median),
+            f"<= {TARGET_LATENCY_MS:.0f}",
+            median is not None and median <= TARGET_LATENCY_MS,
+        )
+    )
+    growth = caller["growth_ms"]
+    found.append(
+        _check(
+            "latency growth ms (last 5 - first 5)",
+            _r(growth),
+            f"<= {MAX_GROWTH_MS:.0f}",
+            None if growth is None else growth <= MAX_GROWTH_MS,
+        )
+    )
+    cpu = one["target_cpu_s_per_call_s"]
+    found.append(
+        _check(
+            "CPU-s per call-s (1 call)",
+            _r(cpu, 4),
+            f"<= {TARGET_CPU_PER_CALL_S}",
+            cpu <= TARGET_CPU_PER_CALL_S,
+        )
+    )
+    startup = result["startup"]["median_s"]
+    found.append(
+        _check(
+            "first healthy /ping s (median)",
+            _r(startup, 3),
+            f"< {TARGET_STARTUP_S}",
+            startup < TARGET_STARTUP_S,
+        )
+    )
+    many = result["concurrent"]
+    found.append(
+        _check(
+            f"echoes found ({many['calls']} calls)",
+            f"{many['echoes_found']}/{many['chirps_sent']}",
+            "all",
+            many["chirps_sent"] > 0 and many["echoes_found"] == many["chirps_sent"],
+        )
+    )
+    if many["crosstalk_gain"] is not None:
+        gain = many["crosstalk_gain"]
+        found.append(
+            _check(
+                f"no crosstalk: other callers' chirps heard, dB ({many['calls']} calls)",
+                "silent" if gain == 0 else round(20 * math.log10(gain), 1),
+                f"<= {CROSSTALK_MAX_DB:.0f}",
+                gain <= 10 ** (CROSSTALK_MAX_DB / 20),
+            )
+        )
+    found.append(
+        _check(
+            f"digital silence outside own echoes, max |sample| ({many['calls']} calls)",
+            many["leak_max_abs"],
+            f"<= {SILENCE_MAX_ABS}",
+            many["leak_max_abs"] <= SILENCE_MAX_ABS,
+        )
+    )
+    return found
+
+
+def _db(gain: float | None) -> str | None:
+    if gain is None:
+        return None
+    return "silent" if gain == 0 else f"{20 * math.log10(gain):.1f}"
+
+
+def _verdict(passed: bool | None) -> str:
+    return "SKIP" if passed is None else "PASS" if passed else "FAIL"
+
+
+def _r(value: float | None, digits: int = 1) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def _fmt(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def table(results: dict[str, Any]) -> str:
+    targets = results["targets"]
+    names = list(targets)
+    rows: list[tuple[str, list[str]]] = []
+
+    def row(label: str, getter: Any, digits: int = 1) -> None:
+        values = []
+        for name in names:
+            try:
+                values.append(_fmt(getter(targets[name]), digits))
+            except (KeyError, IndexError, TypeError):
+                values.append("-")
+        rows.append((label, values))
+
+    row("first healthy /ping, median s", lambda r: r["startup"]["median_s"], 3)
+    row("first healthy /ping, best s", lambda r: r["startup"]["best_s"], 3)
+    for key, label in (("setup_direct", "direct"), ("setup_turn", "via coturn")):
+        row(f"{label}: signaling requests/call", lambda r, k=key: r[k]["setup_requests_per_call"])
+        row(f"{label}: offer->answer ms (median)", lambda r, k=key: r[k]["median_offer_to_answer_ms"])
+        row(f"{label}: connect ms (median)", lambda r, k=key: r[k]["median_connect_ms"])
+        row(f"{label}: candidate type", lambda r, k=key: ",".join(r[k]["candidate_types"]))
+    row("1 call: median echo latency ms", lambda r: r["one_call"]["median_latency_ms"])
+    row("1 call: p90 echo latency ms", lambda r: r["one_call"]["p90_latency_ms"])
+    row("1 call: growth ms (last5-first5)", lambda r: r["one_call"]["callers"][0]["growth_ms"])
+    row("1 call: echoes found", lambda r: f"{r['one_call']['echoes_found']}/{r['one_call']['chirps_sent']}")
+    row("1 call: torn echoes (score < 0.97)", lambda r: r["one_call"]["torn_echoes"])
+    row("1 call: CPU-s per call-s", lambda r: r["one_call"]["target_cpu_s_per_call_s"], 4)
+    row("1 call: RSS per call MB", lambda r: r["one_call"]["rss_per_call_mb"])
+    row("1 call: client CPU-s per s", lambda r: r["one_call"]["client_cpu_s_per_s"], 3)
+    row("idle: RSS MB", lambda r: r["idle"]["rss_mb"])
+    row("idle: CPU-s per s", lambda r: r["idle"]["cpu_s_per_s"], 4)
+    row("N calls: N", lambda r: r["concurrent"]["calls"])
+    row("N calls: median echo latency ms", lambda r: r["concurrent"]["median_latency_ms"])
+    row(
+        "N calls: echoes found",
+        lambda r: f"{r['concurrent']['echoes_found']}/{r['concurrent']['chirps_sent']}",
+    )
+    row("N calls: torn echoes (score < 0.97)", lambda r: r["concurrent"]["torn_echoes"])
+    row("N calls: CPU-s per call-s", lambda r: r["concurrent"]["target_cpu_s_per_call_s"], 4)
+    row("N calls: RSS per call MB", lambda r: r["concurrent"]["rss_per_call_mb"])
+    row("N calls: client CPU-s per s", lambda r: r["concurrent"]["client_cpu_s_per_s"], 3)
+    row("N calls: max |sample| off own echo", lambda r: r["concurrent"]["leak_max_abs"])
+    row("N calls: others' chirps heard, dB", lambda r: _db(r["concurrent"]["crosstalk_gain"]))
+    row("via coturn: median echo latency ms", lambda r: r["turn_call"]["median_latency_ms"])
+
+    width = max(len(label) for label, _ in rows)
+    col = max(12, *(len(n) for n in names))
+    lines = [f"{'':<{width}}  " + "  ".join(f"{n:>{col}}" for n in names)]
+    lines += [f"{label:<{width}}  " + "  ".join(f"{v:>{col}}" for v in values) for label, values in rows]
+    machine = results["machine"]
+    lines.append("")
+    lines.append(
+        f"machine: {machine['cores']} cores ({machine['cpu']}), Python {machine['python']}, "
+        f"aiortc {machine['versions']['aiortc']}, load average {machine['loadavg_start'][0]:.2f} at "
+        f"start, {machine['loadavg_end'][0]:.2f} at end"
+    )
+    lines.append(
+        f"reference (same method, this machine class): AWS sample {REFERENCE['aws_sample_latency_ms']:.0f}"
+        f" ms and {REFERENCE['aws_sample_cpu_s_per_call_s']} CPU-s/call-s; bare aiortc echo peer "
+        f"{REFERENCE['aiortc_echo_peer_latency_ms']:.0f} ms"
+    )
+    for name, found in results["checks"].items():
+        lines.append("")
+        lines.append(f"targets ({name}):")
+        for c in found:
+            lines.append(f"  {_verdict(c['passed'])}  {c['check']}: {c['value']} (target {c['limit']})")
+    return "\n".join(lines)
