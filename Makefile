@@ -13,12 +13,12 @@ REGION ?= $(shell $(PY) -c "import json; print(json.load(open('cdk.json'))['cont
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 CDK := npx --no-install cdk
 
-.PHONY: help setup up synth test lint bench deploy deploy-pipeline destroy smoke clean
+.PHONY: help setup web up synth test lint bench deploy deploy-pipeline destroy smoke clean
 
 help:  ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-setup: $(VENV)/.installed node_modules/.installed  ## Create .venv and install pinned Python and npm dependencies
+setup: $(VENV)/.installed node_modules/.installed web_client/node_modules/.installed  ## Create .venv and install pinned Python and npm dependencies
 
 $(VENV)/.installed: requirements.txt runtime_image/requirements.txt runtime_image/pyproject.toml ops/pyproject.toml
 	@command -v node >/dev/null && command -v npm >/dev/null || { echo "Node.js 20+ with npm is required for the CDK CLI: install it (for example 'apt-get install nodejs npm')." >&2; exit 1; }
@@ -27,17 +27,22 @@ $(VENV)/.installed: requirements.txt runtime_image/requirements.txt runtime_imag
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -e runtime_image -e ops
 	@touch $@
 
-node_modules/.installed: package.json
+node_modules/.installed: package.json package-lock.json
 	@command -v npm >/dev/null || { echo "npm is required for the CDK CLI: install Node.js 20+ with npm (for example 'apt-get install nodejs npm')." >&2; exit 1; }
-	npm install --no-audit --no-fund --loglevel=error
+	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-up: setup  ## Run the agent and web client locally (http://localhost:7860)
-	@echo "The local agent and web client arrive with the agent and browser-client issues."
-	@echo "Until then 'make up' only checks that every stage synthesizes:"
-	@$(MAKE) --no-print-directory synth
+web_client/node_modules/.installed: web_client/package.json web_client/package-lock.json
+	npm --prefix web_client ci --no-audit --no-fund --loglevel=error
+	@touch $@
 
-synth: setup  ## Synthesize every stage (or STAGE=name, or PIPELINE=1) offline into cdk.out/
+web: setup  ## Build the browser client into web_client/dist
+	npm --prefix web_client run build
+
+up: web  ## Run the agent and web client locally (http://localhost:7860; VOICE=nova-sonic for the model)
+	$(PY) scripts/local_up.py
+
+synth: web  ## Synthesize every stage (or STAGE=name, or PIPELINE=1) offline into cdk.out/
 ifdef PIPELINE
 	$(CDK) synth --quiet -c pipeline=1 -o cdk.out/pipeline
 else
@@ -45,7 +50,7 @@ else
 	for s in $$stages; do echo "synth $$s"; $(CDK) synth --quiet -c stage=$$s -o cdk.out/$$s; done
 endif
 
-deploy-pipeline: setup  ## Deploy the CI pipeline stack (see "Deploy through a pipeline")
+deploy-pipeline: web  ## Deploy the CI pipeline stack (see "Deploy through a pipeline")
 	$(CDK) deploy --all -c pipeline=1 --require-approval broadening
 
 test: setup  ## Run every test suite
@@ -54,10 +59,11 @@ test: setup  ## Run every test suite
 bench: setup  ## Measure the agent: latency, CPU, memory, start-up (table + bench/results/latest.json)
 	$(PY) -m bench $(BENCH_ARGS)
 
-lint: setup  ## Static checks: ruff on the Python code
+lint: setup  ## Static checks: ruff on the Python code, tsc on the web client
 	$(VENV)/bin/ruff check .
+	npm --prefix web_client run check
 
-deploy: setup  ## Deploy STAGE (default dev) into the current AWS account
+deploy: web  ## Deploy STAGE (default dev) into the current AWS account
 	$(CDK) deploy 'voice-agent-$(STAGE)/*' -c stage=$(STAGE) --require-approval broadening
 
 destroy: setup  ## Destroy STAGE: agent stack, its log groups, then the network stack (WAIT=1 waits for AgentCore)
@@ -67,4 +73,4 @@ smoke: setup  ## One timed WebRTC call to STAGE's deployed agent (URL=http://127
 	$(VENV)/bin/voice-agent-smoke $(if $(URL),--url $(URL),--stage $(STAGE) $(if $(REGION),--region $(REGION)))
 
 clean:  ## Remove build output (keeps .venv and node_modules)
-	rm -rf cdk.out .pytest_cache test-results
+	rm -rf cdk.out .pytest_cache test-results web_client/dist

@@ -1,0 +1,212 @@
+"""Local mode against the real agent with the echo voice, as `make up` runs it."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from typing import Any
+
+import pytest
+from web_page_probes import (
+    send_agent_event,
+    state_log,
+    wait_for_call_up,
+    wait_for_remote_audio,
+    wait_for_state,
+    wait_until,
+)
+from web_support import load_local_up, ping_status
+
+pytestmark = pytest.mark.browser
+
+local_up = load_local_up()
+
+
+@pytest.fixture
+def local_page(open_page: Any, local_site: Any, echo_agent: str) -> Any:
+    """The client served as `make up` serves it: local config.json and the local CSP header."""
+    local_site.config = local_up.local_config(echo_agent)
+    local_site.headers = {"Content-Security-Policy": local_up.local_content_security_policy(echo_agent)}
+    page = open_page(local_site.url)
+    wait_for_state(page, "ready")
+    return page
+
+
+def connect(page: Any) -> dict[str, Any]:
+    """Presses Connect; returns the agent's answer to the offer."""
+    with page.expect_response(
+        lambda r: r.request.method == "POST" and '"offer"' in (r.request.post_data or "")
+    ) as answer:
+        page.click("#connect")
+    wait_for_call_up(page)
+    return answer.value.json()
+
+
+def test_call_connects_in_exactly_two_requests_and_echoed_audio_arrives(
+    local_page: Any, echo_agent: str
+) -> None:
+    page = local_page
+    page.shot("ready")
+    started = time.monotonic()
+    answer = connect(page)
+    print(f"local call: Connect to 'listening' in {time.monotonic() - started:.2f} s")
+
+    assert [i.action for i in page.invocations] == ["ice_config", "offer"]
+    assert page.invocations[1].data["type"] == "offer"
+    assert "a=candidate" in page.invocations[1].data["sdp"], "the offer went out before ICE gathering"
+    assert answer["type"] == "answer" and answer["pc_id"]
+    audio = wait_for_remote_audio(page)
+    assert audio["packetsReceived"] > 50, audio
+    assert audio["audioLevel"] > 0.01, f"the echo is silent: {audio}"
+    assert page.get_attribute("#call-state", "data-route") == "direct"
+    assert ping_status(echo_agent) == "HealthyBusy"
+    page.shot("connected")
+
+
+def test_hang_up_sends_disconnect_stops_the_microphone_and_frees_the_call(
+    local_page: Any, echo_agent: str
+) -> None:
+    page = local_page
+    answer = connect(page)
+    page.click("#hang-up")
+    wait_for_state(page, "ended")
+    page.shot("ended")
+
+    disconnects = [i for i in page.invocations if i.action == "disconnect"]
+    assert [d.data for d in disconnects] == [{"pc_id": answer["pc_id"]}]
+    tracks = page.evaluate("window.__pcs[0].getSenders().map(s => s.track && s.track.readyState)")
+    assert tracks == ["ended"] or tracks == [None], tracks
+    assert wait_until(lambda: ping_status(echo_agent) == "Healthy", timeout_s=15)
+    assert page.is_enabled("#connect") and not page.is_enabled("#hang-up")
+
+
+def test_state_events_from_the_agent_reach_the_page(local_page: Any) -> None:
+    page = local_page
+    connect(page)
+    # The echo voice plays the tone back: the agent reports speaking while it does.
+    assert wait_until(lambda: "Agent speaking (direct)" in state_log(page), timeout_s=15)
+    log = state_log(page)
+    assert "Connected: listening (direct)" in log, log
+    page.click("#hang-up")
+    wait_for_state(page, "ended")
+
+
+def test_mute_disables_the_microphone_track(local_page: Any) -> None:
+    page = local_page
+    connect(page)
+    page.click("#mute")
+    assert page.get_attribute("#mute", "aria-pressed") == "true"
+    assert page.evaluate("window.__pcs[0].getSenders()[0].track.enabled") is False
+    page.click("#mute")
+    assert page.evaluate("window.__pcs[0].getSenders()[0].track.enabled") is True
+    page.click("#hang-up")
+    wait_for_state(page, "ended")
+
+
+def test_transcript_and_states_render_from_data_channel_messages(local_page: Any) -> None:
+    """The echo voice sends no transcripts: these messages are injected on the page's real "events"
+    channel (a stand-in for the agent's side), so the handling and rendering are real, the sender is not."""
+    page = local_page
+    connect(page)
+    send_agent_event(page, {"type": "transcript", "role": "user", "text": "hel", "final": False})
+    send_agent_event(page, {"type": "transcript", "role": "user", "text": "hello there", "final": True})
+    send_agent_event(page, {"type": "transcript", "role": "assistant", "text": "Hi!", "final": False})
+    send_agent_event(
+        page, {"type": "transcript", "role": "assistant", "text": "Hi! How can I help?", "final": True}
+    )
+    lines = page.eval_on_selector_all(
+        "#transcript li", "items => items.map(i => [i.dataset.role, i.textContent, i.className])"
+    )
+    assert lines == [
+        ["user", "You:hello there", "user"],
+        ["assistant", "Agent:Hi! How can I help?", "assistant"],
+    ]
+    page.shot("transcript")
+    # The echo agent never reports "interrupted" (it has no barge-in): this one is the injected event.
+    send_agent_event(page, {"type": "state", "state": "interrupted"})
+    assert "Interrupted (direct)" in state_log(page)
+    send_agent_event(page, {"type": "error", "code": "voice_failed", "message": "The voice service stopped."})
+    page.wait_for_selector("#error:not([hidden])")
+    assert page.text_content("#error") == "The voice service stopped."
+
+
+def test_a_call_ended_by_the_agent_offers_reconnect(local_page: Any, echo_agent: str) -> None:
+    page = local_page
+    answer = connect(page)
+    request = urllib.request.Request(
+        f"{echo_agent}/invocations",
+        data=json.dumps({"action": "disconnect", "data": {"pc_id": answer["pc_id"]}}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    urllib.request.urlopen(request, timeout=10).close()
+    wait_for_state(page, "dropped", timeout_ms=20_000)
+    assert page.text_content("#connect") == "Reconnect"
+    page.shot("dropped")
+    page.click("#connect")
+    wait_for_call_up(page)
+    page.click("#hang-up")
+    wait_for_state(page, "ended")
+
+
+def test_a_call_works_from_the_keyboard_on_a_phone_sized_screen(
+    open_page: Any, local_site: Any, echo_agent: str
+) -> None:
+    local_site.config = local_up.local_config(echo_agent)
+    local_site.headers = {}
+    page = open_page(local_site.url, viewport={"width": 375, "height": 700})
+    wait_for_state(page, "ready")
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 375, f"the page scrolls sideways on a phone ({width}px)"
+    for name in ("Connect", "Hang up", "Mute"):
+        assert page.get_by_role("button", name=name).is_visible()
+    assert page.get_by_label("Microphone level").is_visible()
+    assert page.get_by_role("status").is_visible()
+
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "connect"
+    page.shot("phone")
+    page.keyboard.press("Enter")
+    wait_for_call_up(page)
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "hang-up"
+    page.keyboard.press("Enter")
+    wait_for_state(page, "ended")
+
+
+def test_leaving_the_page_sends_disconnect(local_page: Any, echo_agent_process: Any) -> None:
+    """The beacon outlives the page, so Playwright may not report it: the agent's log is the witness.
+    The closing peer connection may end the call first, and the agent then refuses the disconnect as
+    unknown_call; either log line proves the request arrived."""
+    page = local_page
+    answer = connect(page)
+    started = len(echo_agent_process.log_events())
+    page.goto("about:blank")
+
+    def disconnect_arrived() -> bool:
+        return any(
+            (e.get("event") == "disconnect" and e.get("call_id") == answer["pc_id"])
+            or (e.get("event") == "request_refused" and e.get("code") == "unknown_call")
+            for e in echo_agent_process.log_events()[started:]
+        )
+
+    assert wait_until(disconnect_arrived, timeout_s=10)
+    assert wait_until(lambda: ping_status(echo_agent_process.url) == "Healthy", timeout_s=15)
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"mode": "bogus"}, 'config.json: "mode" must be "local" or "cloud"'),
+        ({"mode": "cloud", "region": "us-east-1"}, 'config.json: "runtimeArn" must be a non-empty string'),
+    ],
+)
+def test_a_bad_config_json_is_reported_in_plain_words(
+    open_page: Any, local_site: Any, config: dict[str, Any], message: str
+) -> None:
+    local_site.config = config
+    local_site.headers = {}
+    page = open_page(local_site.url)
+    wait_for_state(page, "failed")
+    assert page.text_content("#error") == message
+    assert page.is_disabled("#connect")

@@ -1,0 +1,229 @@
+"""A local stand-in for the AgentCore data-plane endpoint, for cloud-mode browser tests.
+
+It speaks the real wire format of InvokeAgentRuntime as the browser SDK sends it
+(POST /runtimes/<url-encoded ARN>/invocations?qualifier=DEFAULT, SigV4, the session-id header, CORS),
+verifies the SigV4 signature with botocore against the test credentials, then forwards the payload
+to a real agent's /invocations and relays its status and body, as AgentCore does.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+SESSION_HEADER = "X-Amzn-Bedrock-AgentCore-Runtime-Session-Id"
+
+
+@dataclass
+class RecordedInvocation:
+    action: str | None
+    session_id: str | None
+    signature_valid: bool
+    problems: list[str]
+    status: int | None = None
+    body: Any = None
+
+
+@dataclass
+class StandinBehaviour:
+    """What the stand-in does; tests change it between calls."""
+
+    runtime_arn: str
+    region: str
+    credentials: Credentials
+    # This many offers are swallowed: held without an answer until the client gives up.
+    drop_offers: int = 0
+    # When set, offers are answered with this (status, JSON body) instead of being forwarded.
+    offer_reply: tuple[int, dict[str, object]] | None = None
+    # When set, ice_config answers pass through this before they reach the browser.
+    rewrite_ice_config: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    invocations: list[RecordedInvocation] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def reset(self) -> None:
+        with self.lock:
+            self.invocations.clear()
+            self.drop_offers = 0
+            self.offer_reply = None
+            self.rewrite_ice_config = None
+
+
+def verify_sigv4(
+    *, method: str, url: str, headers: dict[str, str], body: bytes, behaviour: StandinBehaviour
+) -> list[str]:
+    """Problems with the request's SigV4 signature; empty when it is valid for the test credentials."""
+    authorization = headers.get("authorization", "")
+    if not authorization.startswith("AWS4-HMAC-SHA256 "):
+        return [f"Authorization is not SigV4: {authorization[:40]!r}"]
+    fields = authorization.removeprefix("AWS4-HMAC-SHA256 ").split(",")
+    parts = dict(item.strip().split("=", 1) for item in fields if "=" in item)
+    problems: list[str] = []
+    try:
+        access_key, date, region, service, terminal = parts["Credential"].split("/")
+    except (KeyError, ValueError):
+        return [f"malformed Credential in {authorization!r}"]
+    if access_key != behaviour.credentials.access_key:
+        problems.append(f"signed with access key {access_key}, not the test key")
+    if region != behaviour.region:
+        problems.append(f"signed for region {region}, expected {behaviour.region}")
+    if service != "bedrock-agentcore" or terminal != "aws4_request":
+        problems.append(f"signed for service {service}/{terminal}, expected bedrock-agentcore/aws4_request")
+    if behaviour.credentials.token and headers.get("x-amz-security-token") != behaviour.credentials.token:
+        problems.append("x-amz-security-token missing or wrong")
+    amz_date = headers.get("x-amz-date")
+    if not amz_date or not amz_date.startswith(date):
+        problems.append(f"x-amz-date {amz_date!r} does not match the credential scope date {date}")
+        return problems
+    signed = parts.get("SignedHeaders", "").split(";")
+    if "host" not in signed:
+        problems.append("host is not a signed header")
+    request = AWSRequest(method=method, url=url, data=body, headers={h: headers.get(h, "") for h in signed})
+    request.context["timestamp"] = amz_date
+    auth = SigV4Auth(behaviour.credentials, service, region)
+    canonical = auth.canonical_request(request)
+    expected = auth.signature(auth.string_to_sign(request, canonical), request)
+    if expected != parts.get("Signature"):
+        problems.append("signature does not match (canonical request:\n" + canonical + ")")
+    return problems
+
+
+class StandinHandler(BaseHTTPRequestHandler):
+    server: StandinServer
+    protocol_version = "HTTP/1.1"
+
+    def _cors(self) -> None:
+        self.send_header("Access-Control-Allow-Origin", self.headers.get("Origin", "*"))
+        self.send_header("Access-Control-Allow-Methods", "POST, OPTIONS")
+        self.send_header(
+            "Access-Control-Allow-Headers", self.headers.get("Access-Control-Request-Headers", "*")
+        )
+        self.send_header(
+            "Access-Control-Expose-Headers", f"x-amzn-requestid, x-amzn-errortype, {SESSION_HEADER}"
+        )
+        self.send_header("Access-Control-Max-Age", "600")
+
+    def _reply(self, status: int, body: bytes, extra: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self._cors()
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (extra or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_OPTIONS(self) -> None:
+        self.send_response(204)
+        self._cors()
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_POST(self) -> None:
+        behaviour = self.server.behaviour
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        url = urllib.parse.urlsplit(self.path)
+        problems: list[str] = []
+        expected_path = f"/runtimes/{urllib.parse.quote(behaviour.runtime_arn, safe='')}/invocations"
+        if url.path != expected_path:
+            problems.append(f"path {url.path} is not {expected_path}")
+        if urllib.parse.parse_qs(url.query).get("qualifier") != ["DEFAULT"]:
+            problems.append(f"query {url.query!r} lacks qualifier=DEFAULT")
+        session_id = self.headers.get(SESSION_HEADER)
+        if not session_id or len(session_id) < 33:
+            problems.append(f"{SESSION_HEADER} missing or shorter than 33 characters: {session_id!r}")
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        signature_problems = verify_sigv4(
+            method="POST",
+            url=f"http://{self.headers['Host']}{self.path}",
+            headers=headers,
+            body=body,
+            behaviour=behaviour,
+        )
+        try:
+            action = json.loads(body).get("action")
+        except (ValueError, AttributeError):
+            action = None
+            problems.append("payload is not a JSON object")
+        record = RecordedInvocation(
+            action=action,
+            session_id=session_id,
+            signature_valid=not signature_problems,
+            problems=problems + signature_problems,
+        )
+        with behaviour.lock:
+            behaviour.invocations.append(record)
+            drop = action == "offer" and behaviour.drop_offers > 0
+            if drop:
+                behaviour.drop_offers -= 1
+        if drop:
+            # Swallow the offer: never forward it, never answer, until the client gives up and closes.
+            # (Resetting the socket instead would be retried by the browser itself, unseen by the client.)
+            self.close_connection = True
+            self.connection.settimeout(30)
+            try:
+                while self.connection.recv(4096):
+                    pass
+            except OSError:
+                pass
+            return
+        if record.problems:
+            record.status = 403
+            # AgentCore's own errors: a top-level "message" and the error type in a header.
+            error_type = "InvalidSignatureException" if signature_problems else "AccessDeniedException"
+            message = "; ".join(record.problems)
+            self._reply(403, json.dumps({"message": message}).encode(), {"x-amzn-errortype": error_type})
+            return
+        if action == "offer" and behaviour.offer_reply is not None:
+            record.status, reply = behaviour.offer_reply
+            self._reply(record.status, json.dumps(reply).encode())
+            return
+        forward = urllib.request.Request(
+            f"{self.server.agent_url}/invocations",
+            data=body,
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(forward, timeout=60) as response:
+                status, answer = response.status, response.read()
+        except urllib.error.HTTPError as error:
+            status, answer = error.code, error.read()
+        record.status = status
+        if action == "ice_config" and status == 200 and behaviour.rewrite_ice_config is not None:
+            answer = json.dumps(behaviour.rewrite_ice_config(json.loads(answer))).encode()
+        record.body = json.loads(body).get("data")
+        self._reply(status, answer, {SESSION_HEADER: session_id or ""})
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class StandinServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        # A browser that navigates away mid-response is normal here, not a test failure.
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)  # type: ignore[arg-type]
+
+    def __init__(self, *, agent_url: str, behaviour: StandinBehaviour) -> None:
+        super().__init__(("127.0.0.1", 0), StandinHandler)
+        self.agent_url = agent_url
+        self.behaviour = behaviour
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
