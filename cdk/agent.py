@@ -10,6 +10,7 @@ from constructs import Construct
 
 from cdk.auth import LOCAL_WEB_CLIENT_URL, SignIn
 from cdk.config import StageConfig
+from cdk.observability import VoiceAgentObservability
 from cdk.runtime import VoiceAgentRuntime
 from cdk.signaling import SignalingChannel
 from cdk.web_hosting import WebHosting
@@ -66,6 +67,14 @@ class AgentStack(Stack):
                 "cognitoDomain": self.sign_in.managed_login_url,
                 "relayOnly": True,
             }
+        )
+
+        self.observability = VoiceAgentObservability(
+            self,
+            "Observability",
+            stage_name=config.name,
+            runtime=self.runtime.runtime,
+            alarm_email=config.alarm_email,
         )
 
         CfnOutput(self, "WebClientUrl", value=self.web.url)

@@ -72,6 +72,8 @@ STAGE_NAME_RULE = re.compile(r"^[a-z][a-z0-9]{0,15}$")
 RUNTIME_NAME_RULE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]{0,47}$")
 ACCOUNT_RULE = re.compile(r"^[0-9]{12}$")
 MODEL_ID_RULE = re.compile(r"^[a-z0-9][a-z0-9.\-]*(:[0-9]+)?$")
+# One address for the alarm topic's e-mail subscription (SNS confirms it by mail).
+EMAIL_RULE = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+$")
 
 KNOWN_KEYS = (
     "region",
@@ -87,6 +89,7 @@ KNOWN_KEYS = (
     "runtimeName",
     "platformVersion",
     "allowLocalhostCallback",
+    "alarmEmail",
 )
 
 
@@ -110,6 +113,7 @@ class StageConfig:
     runtime_name: str
     platform_version: str
     allow_localhost_callback: bool
+    alarm_email: str | None = None
 
     @property
     def network_stack_name(self) -> str:
@@ -232,6 +236,15 @@ def parse_stage(name: str, raw: Any) -> StageConfig:
     if not isinstance(localhost, bool):
         raise _fail(f"{prefix}.allowLocalhostCallback", localhost, "allowed: true or false")
 
+    alarm_email = raw.get("alarmEmail")
+    if alarm_email is not None:
+        alarm_email = _text(
+            f"{prefix}.alarmEmail",
+            alarm_email,
+            rule=EMAIL_RULE,
+            allowed="allowed: one e-mail address for alarm notifications, or leave it out",
+        )
+
     return StageConfig(
         name=name,
         region=region,
@@ -258,6 +271,7 @@ def parse_stage(name: str, raw: Any) -> StageConfig:
         ),
         platform_version=platform_version,
         allow_localhost_callback=localhost,
+        alarm_email=alarm_email,
     )
 
 

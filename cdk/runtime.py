@@ -95,6 +95,8 @@ class VoiceAgentRuntime(Construct):
                 )
             ],
             manage_delivery_resource_policy=False,
+            # AgentCore's own spans go to X-Ray, beside the agent's ADOT spans.
+            tracing_enabled=True,
         )
         # The image URI is the CDK asset's, known only at deploy time; the L2 says so on every synth.
         Annotations.of(self.runtime).acknowledge_info(

@@ -10,13 +10,16 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from opentelemetry.trace import TracerProvider
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from voice_agent.calls import CallError, CallRegistry
 from voice_agent.ice import IceProvider, create_ice_provider
 from voice_agent.logs import log_event
+from voice_agent.metrics import Metrics, create_metrics
 from voice_agent.settings import Settings
 from voice_agent.signaling import Signaling, parse_envelope
+from voice_agent.tracing import create_tracer
 from voice_agent.voices import create_voice
 from voice_agent.voices.base import Voice
 
@@ -47,17 +50,30 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 def create_app(
-    settings: Settings, *, ice_provider: IceProvider | None = None, voice: Voice | None = None
+    settings: Settings,
+    *,
+    ice_provider: IceProvider | None = None,
+    voice: Voice | None = None,
+    metrics: Metrics | None = None,
+    tracer_provider: TracerProvider | None = None,
 ) -> FastAPI:
-    voice = voice if voice is not None else create_voice(settings)
-    ice_provider = ice_provider if ice_provider is not None else create_ice_provider(settings)
+    """``metrics`` and ``tracer_provider`` default to what ``settings`` asks for (tests inject their own)."""
+    metrics = metrics if metrics is not None else create_metrics(settings.metrics, stage=settings.stage)
+    tracer = create_tracer(settings.traces, tracer_provider)
+    voice = voice if voice is not None else create_voice(settings, metrics=metrics)
+    ice_provider = (
+        ice_provider if ice_provider is not None else create_ice_provider(settings, metrics=metrics)
+    )
     registry = CallRegistry(
         voice=voice,
         max_calls=settings.max_calls,
         audio_timeout=settings.audio_timeout_seconds,
-        metrics=settings.metrics == "emf",
+        metrics=metrics,
+        tracer=tracer,
     )
-    signaling = Signaling(registry=registry, ice_provider=ice_provider, relay_only=settings.relay_only)
+    signaling = Signaling(
+        registry=registry, ice_provider=ice_provider, relay_only=settings.relay_only, tracer=tracer
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -69,6 +85,8 @@ def create_app(
             relay_only=settings.relay_only,
             stage=settings.stage,
             max_calls=settings.max_calls,
+            metrics=settings.metrics,
+            traces=settings.traces,
         )
         try:
             yield

@@ -99,6 +99,9 @@ class PacedOutputTrack(MediaStreamTrack):
     MAX_CATCH_UP = 1.0
     #: A backlog that never drained for this many frames is trimmed (live sources only).
     STANDING_BACKLOG_FRAMES = 50
+    #: Audio that resumes after at most this many short or silent frames was an underrun (a gap the
+    #: caller hears), not the end of an utterance.
+    UNDERRUN_MAX_GAP_FRAMES = 10
 
     def __init__(
         self,
@@ -130,6 +133,9 @@ class PacedOutputTrack(MediaStreamTrack):
         self.audio_frames_sent = 0
         self.trimmed_bytes = 0
         self.reanchors = 0
+        self.underruns = 0
+        self._gap_frames = 0
+        self._had_audio = False
 
     @property
     def speaking(self) -> bool:
@@ -158,6 +164,8 @@ class PacedOutputTrack(MediaStreamTrack):
         """Drop everything queued (barge-in); the next frame is silence."""
         self._buffer.clear()
         self._backlog_frames = 0
+        self._had_audio = False  # the gap a barge-in makes is not an underrun
+        self._gap_frames = 0
 
     def stop(self) -> None:
         super().stop()
@@ -230,6 +238,13 @@ class PacedOutputTrack(MediaStreamTrack):
         self.frames_sent += 1
         if taken:
             self.audio_frames_sent += 1
+        if taken == self._frame_bytes:
+            if 0 < self._gap_frames <= self.UNDERRUN_MAX_GAP_FRAMES:
+                self.underruns += 1
+            self._gap_frames = 0
+            self._had_audio = True
+        elif self._had_audio:
+            self._gap_frames += 1
         if self._live:
             self._trim_standing_backlog()
         speaking = taken > 0

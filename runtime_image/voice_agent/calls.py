@@ -11,7 +11,6 @@ import contextlib
 import json
 import logging
 import secrets
-import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -20,10 +19,13 @@ from aiortc import RTCConfiguration, RTCIceCandidate, RTCPeerConnection, RTCSess
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcconfiguration import RTCIceTransportPolicy
 from aiortc.sdp import candidate_from_sdp
+from opentelemetry import trace
+from opentelemetry.trace import Status, StatusCode
 
 from voice_agent.audio import InputResampler, PacedOutputTrack
 from voice_agent.ice import IceServer, aiortc_ice_servers
-from voice_agent.logs import emf_metrics, log_event
+from voice_agent.logs import log_event
+from voice_agent.metrics import LIVE_REPORT_SECONDS, CallRecord, Metrics, NoMetrics
 from voice_agent.voices.base import Voice, VoiceSession, state_event
 
 logger = logging.getLogger(__name__)
@@ -79,15 +81,29 @@ class Call:
         relay_only: bool,
         audio_timeout: float,
         on_ended: Callable[[Call], None],
-        metrics: bool = False,
+        metrics: Metrics | None = None,
+        tracer: trace.Tracer | None = None,
+        offer_received_at: float | None = None,
     ) -> None:
         self.id = call_id
         self.relay_only = relay_only
         self.lock = asyncio.Lock()
         self._audio_timeout = audio_timeout
         self._on_ended = on_ended
-        self._metrics = metrics
-        self._started_at = time.monotonic()
+        self._metrics: Metrics = metrics if metrics is not None else NoMetrics()
+        self._tracer = tracer if tracer is not None else trace.NoOpTracer()
+        self._started_at = offer_received_at if offer_received_at is not None else time.monotonic()
+        self._live_reported_at = self._started_at
+        self._connected_at: float | None = None
+        self._barge_ins = 0
+        #: Calls refused for bad input (4xx) are not calls: they stay out of the call metrics.
+        self.counted = True
+        # The whole call, parented to the current (offer request's) span; phases are its children.
+        self._span = self._tracer.start_span(
+            "call", attributes={"call.id": call_id, "call.relay_only": relay_only}
+        )
+        self._span_context = trace.set_span_in_context(self._span)
+        self._ice_span: trace.Span | None = None
         self._last_audio_at = self._started_at
         self._input_frames = 0
         self._voice_input_bytes = 0
@@ -116,6 +132,7 @@ class Call:
         self.output.write(pcm)
 
     def clear(self) -> None:
+        self._barge_ins += 1
         self.output.clear()
         self.send_event(state_event("interrupted"))
 
@@ -136,12 +153,13 @@ class Call:
         if self._remote_track is None:
             raise CallError(400, "invalid_sdp", "the offer has no audio track the agent can receive")
         self.pc.addTrack(self.output)
-        # Start the voice (a model stream) while ICE candidates are gathered.
-        results = await asyncio.gather(
-            asyncio.wait_for(self.session.start(), VOICE_START_TIMEOUT),
-            self._create_answer(),
-            return_exceptions=True,
-        )
+        with self._tracer.start_as_current_span("call.negotiate", context=self._span_context):
+            # Start the voice (a model stream) while ICE candidates are gathered.
+            results = await asyncio.gather(
+                asyncio.wait_for(self.session.start(), VOICE_START_TIMEOUT),
+                self._create_answer(),
+                return_exceptions=True,
+            )
         for result in results:
             if isinstance(result, CallError):
                 raise result
@@ -155,6 +173,10 @@ class Call:
         assert isinstance(answer_sdp, str)
         self._spawn(self._pump_input(), "input")
         self._spawn(self._watch_audio(), "audio_watchdog")
+        if self._metrics.enabled:
+            self._spawn(self._report_live(), "live_metrics")
+        if self._connected_at is None:
+            self._ice_span = self._tracer.start_span("call.ice_connect", context=self._span_context)
         return keep_relay_candidates(answer_sdp) if self.relay_only else answer_sdp
 
     async def _create_answer(self) -> str:
@@ -195,6 +217,9 @@ class Call:
 
     def _on_connection_state(self) -> None:
         state = self.pc.connectionState
+        if state == "connected" and self._connected_at is None:
+            self._connected_at = time.monotonic()
+            self._end_ice_span(ok=True)
         if state in ("failed", "closed"):
             self.end_soon(f"connection_{state}")
 
@@ -224,6 +249,22 @@ class Call:
                 self.end_soon("audio_timeout")
                 return
             await asyncio.sleep(remaining)
+
+    async def _report_live(self) -> None:
+        """Each live call reports its seconds once a minute: live calls = Sum / period."""
+        while True:
+            await asyncio.sleep(LIVE_REPORT_SECONDS)
+            now = time.monotonic()
+            self._metrics.call_live(now - self._live_reported_at)
+            self._live_reported_at = now
+
+    def _end_ice_span(self, *, ok: bool, reason: str | None = None) -> None:
+        span, self._ice_span = self._ice_span, None
+        if span is None:
+            return
+        if not ok:
+            span.set_status(Status(StatusCode.ERROR, reason))
+        span.end()
 
     def _spawn(self, coroutine: Awaitable[None], name: str) -> None:
         task = asyncio.ensure_future(coroutine)
@@ -279,7 +320,9 @@ class Call:
             await asyncio.wait_for(self.pc.close(), CLOSE_TIMEOUT)
         self._remote_track = None
         self._events = None
-        duration = time.monotonic() - self._started_at
+        now = time.monotonic()
+        duration = now - self._started_at
+        connected = self._connected_at is not None
         log_event(
             logger,
             "call_ended",
@@ -290,16 +333,28 @@ class Call:
             voice_input_bytes=self._voice_input_bytes,
             output_frames=self.output.frames_sent,
             output_audio_frames=self.output.audio_frames_sent,
+            output_underruns=self.output.underruns,
+            barge_ins=self._barge_ins,
+            connected=connected,
         )
-        if self._metrics:
-            sys.stdout.write(
-                emf_metrics(
-                    "VoiceAgent",
-                    {"EndReason": reason},
-                    {"CallDuration": (duration, "Seconds"), "Calls": (1, "Count")},
+        if self.counted and self._metrics.enabled:
+            self._metrics.call_ended(
+                CallRecord(
+                    reason=reason,
+                    connected=connected,
+                    connect_ms=(self._connected_at - self._started_at) * 1000 if connected else None,
+                    duration_s=duration,
+                    unreported_live_s=now - self._live_reported_at,
+                    underruns=self.output.underruns,
+                    barge_ins=self._barge_ins,
                 )
-                + "\n"
             )
+        self._end_ice_span(ok=False, reason=f"ended before connecting: {reason}")
+        self._span.set_attribute("call.end_reason", reason)
+        self._span.set_attribute("call.connected", connected)
+        if not connected:
+            self._span.set_status(Status(StatusCode.ERROR, f"never connected: {reason}"))
+        self._span.end()
 
 
 class CallRegistry:
@@ -311,12 +366,14 @@ class CallRegistry:
         voice: Voice,
         max_calls: int,
         audio_timeout: float,
-        metrics: bool = False,
+        metrics: Metrics | None = None,
+        tracer: trace.Tracer | None = None,
     ) -> None:
         self._voice = voice
         self._max_calls = max_calls
         self._audio_timeout = audio_timeout
-        self._metrics = metrics
+        self._metrics: Metrics = metrics if metrics is not None else NoMetrics()
+        self._tracer = tracer if tracer is not None else trace.NoOpTracer()
         self._calls: dict[str, Call] = {}
         self._pending = 0
         self._ending: set[Call] = set()
@@ -343,7 +400,9 @@ class CallRegistry:
         relay_only: bool,
     ) -> tuple[Call, str]:
         """Create a call from an offer and return it with its answer. A failure leaves nothing behind."""
+        offer_received_at = time.monotonic()
         if len(self._calls) + self._pending >= self._max_calls:
+            self._refused_before_call("at_capacity", offer_received_at)
             raise CallError(
                 503, "at_capacity", f"the agent is at its limit of {self._max_calls} concurrent calls"
             )
@@ -364,14 +423,22 @@ class CallRegistry:
                 audio_timeout=self._audio_timeout,
                 on_ended=self._forget,
                 metrics=self._metrics,
+                tracer=self._tracer,
+                offer_received_at=offer_received_at,
             )
             answer = await call.answer(offer_sdp)
             self._calls[call.id] = call
             log_event(logger, "call_started", call_id=call.id, relay_only=relay_only)
             return call, answer
-        except BaseException:
+        except BaseException as error:
+            code = error.code if isinstance(error, CallError) else "failed"
+            # Bad input (4xx) is a refused request, not a call; 503s and faults are failed calls.
+            bad_input = isinstance(error, CallError) and error.status < 500
             if call is not None:
-                await call.close("offer_failed")
+                call.counted = not bad_input
+                await call.close(f"offer_{code}")
+            elif not bad_input:
+                self._refused_before_call(code, offer_received_at)
             raise
         finally:
             self._pending -= 1
@@ -383,6 +450,22 @@ class CallRegistry:
     async def close_all(self) -> None:
         calls = list(self._calls.values())
         await asyncio.gather(*(call.close("shutdown") for call in calls), return_exceptions=True)
+
+    def _refused_before_call(self, code: str, offer_received_at: float) -> None:
+        """An offer that failed before a call existed (capacity, TURN credentials) still counts."""
+        if not self._metrics.enabled:
+            return
+        self._metrics.call_ended(
+            CallRecord(
+                reason=f"offer_{code}",
+                connected=False,
+                connect_ms=None,
+                duration_s=time.monotonic() - offer_received_at,
+                unreported_live_s=0.0,
+                underruns=0,
+                barge_ins=0,
+            )
+        )
 
     def _forget(self, call: Call) -> None:
         self._calls.pop(call.id, None)

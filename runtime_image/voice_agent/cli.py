@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from voice_agent.settings import ICE_MODES, VOICES, Settings, SettingsError
+from voice_agent.settings import ICE_MODES, METRICS_MODES, TRACES_MODES, VOICES, Settings, SettingsError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,6 +39,16 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         help="end a call after this long without audio (VOICE_AGENT_AUDIO_TIMEOUT_SECONDS, default 30)",
     )
+    parser.add_argument(
+        "--metrics",
+        choices=METRICS_MODES,
+        help="emf: CloudWatch Embedded Metric Format lines on stdout (VOICE_AGENT_METRICS, default off)",
+    )
+    parser.add_argument(
+        "--traces",
+        choices=TRACES_MODES,
+        help="otel: OpenTelemetry spans to the global provider, e.g. ADOT (VOICE_AGENT_TRACES, default off)",
+    )
     return parser
 
 
@@ -54,6 +64,8 @@ def main(argv: list[str] | None = None) -> None:
             stage=args.stage,
             max_calls=args.max_calls,
             audio_timeout_seconds=args.audio_timeout_seconds,
+            metrics=args.metrics,
+            traces=args.traces,
         )
     except SettingsError as error:
         print(f"voice-agent: {error}", file=sys.stderr)

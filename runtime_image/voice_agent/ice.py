@@ -16,6 +16,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from voice_agent.logs import log_event
+from voice_agent.metrics import (
+    KVS_CREDENTIAL_CACHE_HITS,
+    KVS_CREDENTIAL_FETCHES,
+    KVS_THROTTLES,
+    Metrics,
+    NoMetrics,
+)
 
 if TYPE_CHECKING:
     from aiortc import RTCIceServer
@@ -23,6 +30,11 @@ if TYPE_CHECKING:
     from voice_agent.settings import Settings
 
 logger = logging.getLogger(__name__)
+
+#: Error codes with which KVS refuses a request for being over its rate (5 TPS per channel).
+THROTTLE_ERROR_CODES = frozenset(
+    {"ClientLimitExceededException", "ThrottlingException", "LimitExceededException"}
+)
 
 
 class IceUnavailable(Exception):
@@ -93,6 +105,7 @@ class KvsIce:
         client_factory: ClientFactory | None = None,
         refresh_margin: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
+        metrics: Metrics | None = None,
     ) -> None:
         if not channel_arns:
             raise ValueError("KvsIce needs at least one signaling channel ARN")
@@ -101,6 +114,7 @@ class KvsIce:
         self._client_factory = client_factory or self._boto3_client
         self._refresh_margin = refresh_margin
         self._clock = clock
+        self._metrics: Metrics = metrics if metrics is not None else NoMetrics()
         self._caches: dict[str, _ChannelCache] = {}
         self._kinesisvideo: Any = None
         self._signaling_clients: dict[str, Any] = {}
@@ -117,14 +131,18 @@ class KvsIce:
         cache = self._caches.setdefault(channel_arn, _ChannelCache())
         async with cache.lock:
             if cache.servers and self._clock() < cache.expires_at - self._refresh_margin:
+                self._metrics.count(KVS_CREDENTIAL_CACHE_HITS)
                 return list(cache.servers)
             try:
                 if cache.endpoint is None:
                     cache.endpoint = await asyncio.to_thread(self._fetch_endpoint, channel_arn)
+                self._metrics.count(KVS_CREDENTIAL_FETCHES)
                 servers, ttl = await asyncio.to_thread(self._fetch_servers, channel_arn, cache.endpoint)
             except IceUnavailable:
                 raise
             except Exception as error:  # botocore raises many kinds; all mean "not now"
+                if _error_code(error) in THROTTLE_ERROR_CODES:
+                    self._metrics.count(KVS_THROTTLES)
                 if cache.servers and self._clock() < cache.expires_at:
                     return list(cache.servers)  # a failed early refresh: the old ones are still valid
                 log_event(
@@ -181,7 +199,15 @@ class KvsIce:
         return boto3.session.Session().client(service, region_name=self._region, endpoint_url=endpoint_url)
 
 
-def create_ice_provider(settings: Settings) -> IceProvider:
+def _error_code(error: Exception) -> str | None:
+    """botocore's ClientError carries the service's error code; other errors have none."""
+    response = getattr(error, "response", None)
+    if isinstance(response, dict):
+        return response.get("Error", {}).get("Code")
+    return None
+
+
+def create_ice_provider(settings: Settings, *, metrics: Metrics | None = None) -> IceProvider:
     if settings.ice_servers == "static":
         return StaticIce(
             [
@@ -194,7 +220,7 @@ def create_ice_provider(settings: Settings) -> IceProvider:
         )
     if settings.ice_servers == "kvs":
         assert settings.region is not None  # checked by Settings
-        return KvsIce(settings.kvs_channel_arns, region=settings.region)
+        return KvsIce(settings.kvs_channel_arns, region=settings.region, metrics=metrics)
     return NoIce()
 
 

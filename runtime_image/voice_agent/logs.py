@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import time
 from typing import Any
 
 _SECRET_FIELD_MARKERS = ("password", "credential", "secret", "token", "session_token", "access_key")
@@ -67,22 +66,3 @@ def log_event(logger: logging.Logger, event: str, *, level: int = logging.INFO, 
             for k, v in fields.items()
         }
         logger.log(level, event, extra=extra)
-
-
-def emf_metrics(namespace: str, dimensions: dict[str, str], metrics: dict[str, tuple[float, str]]) -> str:
-    """A CloudWatch Embedded Metric Format line: CloudWatch Logs turns it into metrics, no API call."""
-    document: dict[str, Any] = {
-        "_aws": {
-            "Timestamp": int(time.time() * 1000),
-            "CloudWatchMetrics": [
-                {
-                    "Namespace": namespace,
-                    "Dimensions": [sorted(dimensions)],
-                    "Metrics": [{"Name": name, "Unit": unit} for name, (_, unit) in metrics.items()],
-                }
-            ],
-        },
-        **dimensions,
-        **{name: value for name, (value, _) in metrics.items()},
-    }
-    return json.dumps(document, separators=(",", ":"))

@@ -15,11 +15,13 @@ VoiceName = Literal["echo", "nova-sonic"]
 IceMode = Literal["none", "static", "kvs"]
 Endpointing = Literal["HIGH", "MEDIUM", "LOW"]
 MetricsMode = Literal["emf", "off"]
+TracesMode = Literal["otel", "off"]
 
 VOICES: tuple[VoiceName, ...] = ("echo", "nova-sonic")
 ICE_MODES: tuple[IceMode, ...] = ("none", "static", "kvs")
 ENDPOINTINGS: tuple[Endpointing, ...] = ("HIGH", "MEDIUM", "LOW")
 METRICS_MODES: tuple[MetricsMode, ...] = ("emf", "off")
+TRACES_MODES: tuple[TracesMode, ...] = ("otel", "off")
 
 DEFAULT_CORS_ORIGINS = ("http://localhost:7860", "http://127.0.0.1:7860")
 DEFAULT_MODEL_ID = "amazon.nova-2-sonic-v1:0"
@@ -53,6 +55,7 @@ class Settings:
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     endpointing: Endpointing = "MEDIUM"
     metrics: MetricsMode = "off"
+    traces: TracesMode = "off"
     static_ice_urls: tuple[str, ...] = ()
     static_ice_username: str | None = field(default=None, repr=False)
     static_ice_credential: str | None = field(default=None, repr=False)
@@ -62,7 +65,8 @@ class Settings:
         _choice("VOICE_AGENT_VOICE (--voice)", self.voice, VOICES)
         _choice("VOICE_AGENT_ICE_SERVERS (--ice-servers)", self.ice_servers, ICE_MODES)
         _choice("VOICE_AGENT_ENDPOINTING", self.endpointing, ENDPOINTINGS)
-        _choice("VOICE_AGENT_METRICS", self.metrics, METRICS_MODES)
+        _choice("VOICE_AGENT_METRICS (--metrics)", self.metrics, METRICS_MODES)
+        _choice("VOICE_AGENT_TRACES (--traces)", self.traces, TRACES_MODES)
         if not 0 < self.port < 65536:
             raise SettingsError(f"VOICE_AGENT_PORT (--port) must be 1-65535, got {self.port}")
         if self.max_calls < 1:
@@ -131,6 +135,7 @@ class Settings:
         put("system_prompt", "VOICE_AGENT_SYSTEM_PROMPT")
         put("endpointing", "VOICE_AGENT_ENDPOINTING", str.upper)
         put("metrics", "VOICE_AGENT_METRICS", str.lower)
+        put("traces", "VOICE_AGENT_TRACES", str.lower)
         put("static_ice_urls", "ICE_SERVER_URLS", split_list)
         put("static_ice_username", "ICE_SERVER_USERNAME")
         put("static_ice_credential", "ICE_SERVER_CREDENTIAL")

@@ -10,6 +10,8 @@ import json
 import logging
 from typing import Any, Literal
 
+from opentelemetry import trace
+from opentelemetry.trace import Status, StatusCode
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 from voice_agent.calls import CallError, CallRegistry, parse_candidate
@@ -95,10 +97,18 @@ def parse_envelope(body: bytes) -> Envelope:
 class Signaling:
     """Dispatches signaling actions to the call registry and the ICE provider."""
 
-    def __init__(self, *, registry: CallRegistry, ice_provider: IceProvider, relay_only: bool) -> None:
+    def __init__(
+        self,
+        *,
+        registry: CallRegistry,
+        ice_provider: IceProvider,
+        relay_only: bool,
+        tracer: trace.Tracer | None = None,
+    ) -> None:
         self._registry = registry
         self._ice = ice_provider
         self._relay_only = relay_only
+        self._tracer = tracer if tracer is not None else trace.NoOpTracer()
 
     async def handle(self, envelope: Envelope, *, session_id: str) -> dict[str, Any]:
         handler = {
@@ -107,7 +117,26 @@ class Signaling:
             "ice_candidate": self._ice_candidate,
             "disconnect": self._disconnect,
         }[envelope.action]
-        return await handler(envelope.data, session_id)
+        # One span per action; a refused request is marked with its code, never with its data.
+        with self._tracer.start_as_current_span(
+            f"signaling.{envelope.action}",
+            attributes={"signaling.action": envelope.action},
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            try:
+                reply = await handler(envelope.data, session_id)
+            except CallError as error:
+                span.set_attribute("signaling.error_code", error.code)
+                span.set_attribute("http.response.status_code", error.status)
+                span.set_status(Status(StatusCode.ERROR, error.code))
+                raise
+            except Exception as error:
+                span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+                raise
+            if pc_id := reply.get("pc_id") or (envelope.data or {}).get("pc_id"):
+                span.set_attribute("call.id", str(pc_id))
+            return reply
 
     async def _servers(self, session_id: str) -> list[Any]:
         try:

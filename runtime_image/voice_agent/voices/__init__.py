@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from voice_agent.metrics import Metrics
     from voice_agent.settings import Settings
     from voice_agent.voices.base import Voice
 
 
-def create_voice(settings: Settings) -> Voice:
+def create_voice(settings: Settings, *, metrics: Metrics | None = None) -> Voice:
     if settings.voice == "echo":
         from voice_agent.voices.echo import EchoVoice
 
@@ -24,6 +25,7 @@ def create_voice(settings: Settings) -> Voice:
                 voice_id=settings.voice_id,
                 system_prompt=settings.system_prompt,
                 endpointing=settings.endpointing,
-            )
+            ),
+            metrics=metrics,
         )
     raise ValueError(f"unknown voice {settings.voice!r}")

@@ -25,6 +25,8 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import metrics as metric_names
+from ..metrics import Metrics, NoMetrics
 from . import nova_sonic_events as events
 from .base import INPUT_SAMPLE_RATE, VoiceOutput, error_event, transcript_event
 from .nova_sonic_client import ClientFactory, ModelStream, SdkClientFactory
@@ -120,11 +122,12 @@ class NovaSonicConfig:
 class NovaSonicVoice:
     name = "nova-sonic"
 
-    def __init__(self, config: NovaSonicConfig):
+    def __init__(self, config: NovaSonicConfig, *, metrics: Metrics | None = None):
         self.config = config
+        self._metrics: Metrics = metrics if metrics is not None else NoMetrics()
 
     def open_session(self, *, call_id: str, output: VoiceOutput) -> NovaSonicSession:
-        return NovaSonicSession(config=self.config, call_id=call_id, output=output)
+        return NovaSonicSession(config=self.config, call_id=call_id, output=output, metrics=self._metrics)
 
 
 class _Mode(enum.Enum):
@@ -166,8 +169,11 @@ class _State(enum.Enum):
 
 
 class NovaSonicSession:
-    def __init__(self, *, config: NovaSonicConfig, call_id: str, output: VoiceOutput):
+    def __init__(
+        self, *, config: NovaSonicConfig, call_id: str, output: VoiceOutput, metrics: Metrics | None = None
+    ):
         self._config = config
+        self._metrics: Metrics = metrics if metrics is not None else NoMetrics()
         self._call_id = call_id
         self._output = output
         self._log = logging.LoggerAdapter(logger, {"call_id": call_id})
@@ -232,6 +238,16 @@ class NovaSonicSession:
     # -- streams --------------------------------------------------------------------------------
 
     async def _open_connection(self) -> _Connection:
+        try:
+            connection = await self._open_connection_unmetered()
+        except Exception:
+            if self._state is not _State.CLOSED:
+                self._metrics.count(metric_names.VOICE_STREAM_ERRORS)
+            raise
+        self._metrics.count(metric_names.VOICE_STREAMS_OPENED)
+        return connection
+
+    async def _open_connection_unmetered(self) -> _Connection:
         assert self._factory is not None
         config = self._config
         async with asyncio.timeout(config.open_timeout_seconds):
@@ -384,6 +400,7 @@ class NovaSonicSession:
     def _on_stream_failure(self, connection: _Connection) -> None:
         if connection.mode is not _Mode.ACTIVE:
             return
+        self._metrics.count(metric_names.VOICE_STREAM_ERRORS)
         if self._active is connection:
             self._active = None  # caller audio is buffered until a new stream is active
         self._retire(connection, graceful=False, drain_seconds=0.0)
@@ -410,10 +427,12 @@ class NovaSonicSession:
                     self._retire(connection, graceful=True, drain_seconds=0.0)
                     return
                 if await self._activate(connection):
+                    self._metrics.count(metric_names.VOICE_RECONNECTS)
                     self._log.info("nova sonic stream replaced after a failure (attempt %d)", self._failures)
 
     def _give_up(self) -> None:
         self._state = _State.FAILED
+        self._metrics.count(metric_names.VOICE_GIVE_UPS)
         self._log.error("nova sonic stream failed %d times in a row; giving up", self._failures + 1)
         self._output.send_event(
             error_event(
@@ -441,6 +460,7 @@ class NovaSonicSession:
                 if not await self._activate(new):
                     return  # the new stream failed at once; the next tick tries again
                 self._retire(old, graceful=True, drain_seconds=self._config.drain_seconds)
+                self._metrics.count(metric_names.VOICE_ROTATIONS)
                 self._log.info("rotated to nova sonic stream %d", new.number)
         finally:
             self._rotating = False
