@@ -1,7 +1,14 @@
-"""Markers every suite shares: the pipeline's synth step runs `pytest -m "not browser and not turn"`
-because CodeBuild's image has neither chromium nor coturn."""
+"""What every suite shares: one loopback coturn per test run, and the `turn` marker.
+
+The pipeline's synth step runs `pytest -m "not browser and not turn"` because CodeBuild's image has
+neither chromium nor coturn; every test that uses the TURN server is marked automatically.
+"""
+
+from collections.abc import Iterator
 
 import pytest
+
+from tests.support.turn import TurnServer
 
 TURN_FIXTURES = {"turn_server", "relay_agent"}
 
@@ -10,3 +17,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if TURN_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.turn)
+
+
+@pytest.fixture(scope="session")
+def turn_server() -> Iterator[TurnServer]:
+    """coturn on 127.0.0.1 with a static user (tests/support/turn.py)."""
+    with TurnServer.start() as turn:
+        yield turn

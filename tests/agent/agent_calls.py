@@ -11,6 +11,10 @@ from tests.support import signals
 from tests.support.agent_process import AgentProcess
 from tests.support.rtc_client import RtcCaller, SignalSource
 
+#: The echo agent's no-audio timeout: short enough that the vanished-caller test is quick, long
+#: enough for a loaded machine.
+AUDIO_TIMEOUT_SECONDS = 3
+
 
 async def echo_round_trip(caller: RtcCaller, *, settle: float = 0.6, within: float = 30.0) -> np.ndarray:
     """Wait for the caller's signal to be sent and its echo to arrive; returns what came back."""

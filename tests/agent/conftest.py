@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from agent_calls import AUDIO_TIMEOUT_SECONDS
 
-# tests.support is imported as a package from the repository root, which pytest does not put on sys.path.
-REPO_ROOT = Path(__file__).resolve().parents[2]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
-
-from tests.support.agent_process import AgentProcess  # noqa: E402
-from tests.support.turn import TurnServer  # noqa: E402
-
-#: Short enough that the vanished-caller test is quick, long enough for a loaded machine.
-AUDIO_TIMEOUT_SECONDS = 3
+from tests.support.agent_process import AgentProcess
+from tests.support.turn import TurnServer
 
 
 @pytest.fixture(scope="session")
@@ -28,12 +19,6 @@ def echo_agent() -> Iterator[AgentProcess]:
         env={"VOICE_AGENT_MAX_CALLS": "8", "VOICE_AGENT_AUDIO_TIMEOUT_SECONDS": str(AUDIO_TIMEOUT_SECONDS)},
     ) as agent:
         yield agent
-
-
-@pytest.fixture(scope="session")
-def turn_server() -> Iterator[TurnServer]:
-    with TurnServer.start() as turn:
-        yield turn
 
 
 @pytest.fixture(scope="session")

@@ -8,10 +8,9 @@ import os
 import threading
 
 import pytest
-from agent_calls import burst_caller, wait_for_call_end, wait_for_status
+from agent_calls import AUDIO_TIMEOUT_SECONDS, burst_caller, wait_for_call_end, wait_for_status
 from agent_inprocess import serve_in_process
 from aiortc import RTCPeerConnection
-from conftest import AUDIO_TIMEOUT_SECONDS
 
 from tests.support.agent_process import AgentProcess
 from tests.support.rtc_client import RtcCaller

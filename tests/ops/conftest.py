@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import boto3
 import pytest
 from botocore.stub import Stubber
 from ops_fakes import REGION, FakeClock, StubbedAws
-
-# tests.support is imported as a package from the repository root, which pytest does not put on sys.path.
-REPO_ROOT = Path(__file__).resolve().parents[2]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
 
 try:
     import voice_agent_ops  # noqa: F401
@@ -25,8 +18,8 @@ except ImportError as missing:  # a readable message instead of a collection tra
         "(make setup does this)"
     ) from missing
 
-from tests.support.agent_process import AgentProcess  # noqa: E402
-from tests.support.turn import TurnServer  # noqa: E402
+from tests.support.agent_process import AgentProcess
+from tests.support.turn import TurnServer
 
 
 @pytest.fixture
@@ -44,12 +37,6 @@ def stubbed_aws() -> Iterator[StubbedAws]:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock(datetime(2026, 11, 21, 12, 0, tzinfo=UTC))
-
-
-@pytest.fixture(scope="session")
-def turn_server() -> Iterator[TurnServer]:
-    with TurnServer.start() as turn:
-        yield turn
 
 
 @pytest.fixture(scope="session")

@@ -194,12 +194,6 @@ def echo_agent(echo_agent_process: AgentProcess) -> str:
 
 
 @pytest.fixture(scope="session")
-def turn_server() -> Iterator[TurnServer]:
-    with TurnServer.start() as turn:
-        yield turn
-
-
-@pytest.fixture(scope="session")
 def relay_agent(turn_server: TurnServer, local_site: WebSite) -> Iterator[str]:
     """The agent as in the cloud: relay only, TURN credentials handed to the browser by ice_config."""
     env = {**turn_server.ice_server_env(), "VOICE_AGENT_CORS_ORIGINS": local_site.url}
