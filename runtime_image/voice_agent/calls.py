@@ -118,9 +118,7 @@ class Call:
                 iceTransportPolicy=RTCIceTransportPolicy.RELAY if relay_only else RTCIceTransportPolicy.ALL,
             )
         )
-        self.output = PacedOutputTrack(
-            live=bool(getattr(voice, "live", False)), on_speaking=self._on_speaking
-        )
+        self.output = PacedOutputTrack(live=voice.paced_by_caller, on_speaking=self._on_speaking)
         self._resampler = InputResampler()
         self.session: VoiceSession = voice.open_session(call_id=call_id, output=self)
         self.pc.on("track", self._on_track)

@@ -47,6 +47,7 @@ class ScriptedSession:
 
 class ScriptedVoice:
     name = "scripted"
+    paced_by_caller = False
 
     def __init__(self) -> None:
         self.sessions: list[ScriptedSession] = []

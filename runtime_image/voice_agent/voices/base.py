@@ -48,6 +48,10 @@ class Voice(Protocol):
     """A kind of voice (``echo``, ``nova-sonic``): makes one session per call."""
 
     name: str
+    paced_by_caller: bool
+    """True when the voice answers at the caller's own pace (``echo``): its audio leaves as soon as a
+    whole frame is there, and a standing backlog is trimmed. False for a model that sends speech in
+    bursts faster than real time (``nova-sonic``): the output track paces it by the clock."""
 
     def open_session(self, *, call_id: str, output: VoiceOutput) -> VoiceSession:
         """Create (not start) a session for one call. No I/O here."""

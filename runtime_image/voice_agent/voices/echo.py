@@ -28,8 +28,7 @@ class EchoSession:
 
 class EchoVoice:
     name = "echo"
-    #: Produces audio at the caller's pace: the call keeps the output backlog small.
-    live = True
+    paced_by_caller = True
 
     def open_session(self, *, call_id: str, output: VoiceOutput) -> VoiceSession:
         return EchoSession(output)

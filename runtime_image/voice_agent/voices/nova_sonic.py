@@ -121,6 +121,7 @@ class NovaSonicConfig:
 
 class NovaSonicVoice:
     name = "nova-sonic"
+    paced_by_caller = False
 
     def __init__(self, config: NovaSonicConfig, *, metrics: Metrics | None = None):
         self.config = config
