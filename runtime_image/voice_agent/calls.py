@@ -109,21 +109,41 @@ class Call:
         self._voice_input_bytes = 0
         self._remote_track: MediaStreamTrack | None = None
         self._events: Any = None
+        #: Set once the browser's "events" channel is open and "listening" has been sent on it.
+        self.events_open = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing: asyncio.Task[None] | None = None
         self.end_reason: str | None = None
-        self.pc = RTCPeerConnection(
-            RTCConfiguration(
-                iceServers=aiortc_ice_servers(ice_servers),  # never None: that adds Google's STUN
-                iceTransportPolicy=RTCIceTransportPolicy.RELAY if relay_only else RTCIceTransportPolicy.ALL,
+        pc: RTCPeerConnection | None = None
+        try:
+            self.pc = pc = RTCPeerConnection(
+                RTCConfiguration(
+                    iceServers=aiortc_ice_servers(ice_servers),  # never None: that adds Google's STUN
+                    iceTransportPolicy=(
+                        RTCIceTransportPolicy.RELAY if relay_only else RTCIceTransportPolicy.ALL
+                    ),
+                )
             )
-        )
-        self.output = PacedOutputTrack(live=voice.paced_by_caller, on_speaking=self._on_speaking)
-        self._resampler = InputResampler()
-        self.session: VoiceSession = voice.open_session(call_id=call_id, output=self)
+            self.output = PacedOutputTrack(live=voice.paced_by_caller, on_speaking=self._on_speaking)
+            self._resampler = InputResampler()
+            self.session: VoiceSession = voice.open_session(call_id=call_id, output=self)
+        except BaseException as error:
+            # No Call comes out of a failed __init__, so nobody else could release what it made.
+            self._discard_half_made(pc, error)
+            raise
         self.pc.on("track", self._on_track)
         self.pc.on("datachannel", self._on_datachannel)
         self.pc.on("connectionstatechange", self._on_connection_state)
+
+    def _discard_half_made(self, pc: RTCPeerConnection | None, error: BaseException) -> None:
+        """End the span and close the peer connection of a call whose construction failed."""
+        self._span.set_status(Status(StatusCode.ERROR, f"call setup failed: {type(error).__name__}"))
+        self._span.end()
+        if pc is not None:
+            # close() is a coroutine; a peer connection that never negotiated closes in one step
+            # (no transports yet), so the scheduled task finishes on the loop's next turn.
+            closing = asyncio.ensure_future(pc.close())
+            closing.add_done_callback(_ignore_result)
 
     # --- VoiceOutput -------------------------------------------------------------------------
     def play(self, pcm: bytes) -> None:
@@ -209,6 +229,7 @@ class Call:
         self.send_event(state_event("listening"))
         if self.output.speaking:
             self.send_event(state_event("agent_speaking"))
+        self.events_open.set()
 
     def _on_speaking(self, speaking: bool) -> None:
         self.send_event(state_event("agent_speaking" if speaking else "listening"))
@@ -425,6 +446,16 @@ class CallRegistry:
                 offer_received_at=offer_received_at,
             )
             answer = await call.answer(offer_sdp)
+            if call.ended:
+                # Ended while negotiating (its track ended, its connection failed or closed): its
+                # _forget already ran, so registering it now would keep it (and /ping's
+                # HealthyBusy) forever.
+                raise CallError(
+                    503,
+                    "call_ended",
+                    f"the call ended while it was being set up ({call.end_reason or 'ending'}); "
+                    "send a new offer",
+                )
             self._calls[call.id] = call
             log_event(logger, "call_started", call_id=call.id, relay_only=relay_only)
             return call, answer
@@ -475,3 +506,9 @@ class CallRegistry:
 
     def _touch(self) -> None:
         self.time_of_last_update = int(time.time())
+
+
+def _ignore_result(task: asyncio.Future[None]) -> None:
+    """Retrieve a background close's exception so asyncio does not log it as never retrieved."""
+    if not task.cancelled():
+        task.exception()

@@ -1,7 +1,9 @@
 """ICE server providers: none, a static list, or TURN credentials minted by Kinesis Video Streams.
 
-The browser gets every URI; aiortc uses only the first usable TURN URI, so the list built for aiortc
-puts ``turn:...?transport=udp`` first. KVS is touched lazily: no client, no I/O until the first call.
+The agent's own peer connection gets every server; aiortc uses only the first usable TURN URI, so the
+list built for aiortc puts ``turn:...?transport=udp`` first. The browser gets what ``browser_ice``
+returns: for KVS one server and two URIs, to save TURN allocations (see ``kvs_browser_server``).
+KVS is touched lazily: no client, no I/O until the first call.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import math
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -56,9 +60,21 @@ class IceServer:
         return server
 
 
+@dataclass(frozen=True)
+class BrowserIce:
+    """What the ``ice_config`` reply gives the browser."""
+
+    servers: list[IceServer]
+    #: Whole seconds the TURN credentials stay valid, when the provider knows (KVS); else None.
+    expires_in: int | None = None
+
+
 class IceProvider(Protocol):
     async def servers(self, session_id: str) -> list[IceServer]:
-        """The ICE servers for one call (both peers of a call use the same ones)."""
+        """The ICE servers for the agent's side of one call."""
+
+    async def browser_ice(self, session_id: str) -> BrowserIce:
+        """The ICE servers for the browser's side of the same call (same credentials)."""
 
 
 class NoIce:
@@ -67,15 +83,25 @@ class NoIce:
     async def servers(self, session_id: str) -> list[IceServer]:
         return []
 
+    async def browser_ice(self, session_id: str) -> BrowserIce:
+        return BrowserIce(servers=[])
+
 
 class StaticIce:
-    """A fixed list, e.g. a coturn on the same network (``ICE_SERVER_URLS`` and friends)."""
+    """A fixed list, e.g. a coturn on the same network (``ICE_SERVER_URLS`` and friends).
+
+    Both peers get exactly what is configured: the operator chose the URIs, and the credentials
+    have no expiry the agent knows of.
+    """
 
     def __init__(self, servers: Sequence[IceServer]) -> None:
         self._servers = list(servers)
 
     async def servers(self, session_id: str) -> list[IceServer]:
         return list(self._servers)
+
+    async def browser_ice(self, session_id: str) -> BrowserIce:
+        return BrowserIce(servers=list(self._servers))
 
 
 ClientFactory = Callable[[str, str | None], Any]
@@ -90,11 +116,45 @@ class _ChannelCache:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
+def _is_turn_udp(uri: str) -> bool:
+    # No transport parameter means UDP (RFC 7065).
+    return uri.startswith("turn:") and "transport=tcp" not in uri
+
+
+def _is_turns_tcp(uri: str) -> bool:
+    return uri.startswith("turns:") and "transport=tcp" in uri
+
+
+def kvs_browser_server(servers: Sequence[IceServer]) -> list[IceServer]:
+    """The one server and two URIs the browser gets from KVS credentials, to save TURN allocations.
+
+    KVS allows 50 TURN allocations per signaling channel (a hard quota) and answers with two servers
+    of three URIs each. Chrome allocates on every usable TURN URL it is given (about 4 of those 6),
+    and the agent (aiortc) allocates once, so a call took about 5 allocations: 50 // 5 = 10 calls
+    per channel. Given only ``turn:...?transport=udp`` and the ``turns:...?transport=tcp`` fallback
+    (TLS on 443, for networks that block UDP), the browser makes at most 2 (per network interface):
+    a call takes at most 3, and a channel carries at least 50 // 3 = 16 calls. Both URIs come from
+    the first server because they share its username and credential.
+    """
+    if not servers:
+        return []
+    first = servers[0]
+    udp = next((u for u in first.urls if _is_turn_udp(u)), None)
+    tls = next((u for u in first.urls if _is_turns_tcp(u)), None)
+    chosen = tuple(u for u in (udp, tls) if u is not None)
+    # A reply in an unexpected shape still works: hand over the first server as it came.
+    urls = chosen if chosen else first.urls
+    return [IceServer(urls=urls, username=first.username, credential=first.credential)]
+
+
 class KvsIce:
     """TURN credentials from a KVS signaling channel, or from a pool of channels chosen by session id.
 
-    One channel carries about 25 calls (50 TURN allocations) and 5 GetIceServerConfig calls per second,
-    so credentials are cached per channel and refreshed ``refresh_margin`` seconds before they expire.
+    A channel allows 50 TURN allocations (about 16 calls, see ``kvs_browser_server``) and 5
+    GetIceServerConfig calls per second, so credentials are cached per channel. Credentials live
+    300 s; cached ones are served only while at least ``refresh_margin`` seconds (240) are left, so a
+    browser that uses them a minute after ``ice_config`` (a slow microphone prompt, retries) is still
+    well inside their lifetime. That is one GetIceServerConfig per channel per minute at most.
     """
 
     def __init__(
@@ -103,7 +163,7 @@ class KvsIce:
         *,
         region: str,
         client_factory: ClientFactory | None = None,
-        refresh_margin: float = 60.0,
+        refresh_margin: float = 240.0,
         clock: Callable[[], float] = time.monotonic,
         metrics: Metrics | None = None,
     ) -> None:
@@ -118,6 +178,9 @@ class KvsIce:
         self._caches: dict[str, _ChannelCache] = {}
         self._kinesisvideo: Any = None
         self._signaling_clients: dict[str, Any] = {}
+        # Refreshes of different channels run in parallel worker threads, and creating boto3 clients
+        # is not thread-safe: the lazily created clients are made under this lock.
+        self._clients_lock = threading.Lock()
 
     def channel_for(self, session_id: str) -> str:
         """Stable across processes (not Python's salted ``hash``): one session, one channel."""
@@ -127,12 +190,23 @@ class KvsIce:
         return self._channel_arns[int.from_bytes(digest[:8], "big") % len(self._channel_arns)]
 
     async def servers(self, session_id: str) -> list[IceServer]:
+        servers, _ = await self._credentials(session_id)
+        return servers
+
+    async def browser_ice(self, session_id: str) -> BrowserIce:
+        servers, expires_at = await self._credentials(session_id)
+        # Rounded down: the browser must never believe credentials live longer than they do.
+        expires_in = max(0, math.floor(expires_at - self._clock()))
+        return BrowserIce(servers=kvs_browser_server(servers), expires_in=expires_in)
+
+    async def _credentials(self, session_id: str) -> tuple[list[IceServer], float]:
+        """The channel's servers and when their credentials expire (on ``clock``)."""
         channel_arn = self.channel_for(session_id)
         cache = self._caches.setdefault(channel_arn, _ChannelCache())
         async with cache.lock:
             if cache.servers and self._clock() < cache.expires_at - self._refresh_margin:
                 self._metrics.count(KVS_CREDENTIAL_CACHE_HITS)
-                return list(cache.servers)
+                return list(cache.servers), cache.expires_at
             try:
                 if cache.endpoint is None:
                     cache.endpoint = await asyncio.to_thread(self._fetch_endpoint, channel_arn)
@@ -144,7 +218,8 @@ class KvsIce:
                 if _error_code(error) in THROTTLE_ERROR_CODES:
                     self._metrics.count(KVS_THROTTLES)
                 if cache.servers and self._clock() < cache.expires_at:
-                    return list(cache.servers)  # a failed early refresh: the old ones are still valid
+                    # A failed early refresh: the old ones are still valid.
+                    return list(cache.servers), cache.expires_at
                 log_event(
                     logger,
                     "kvs_ice_failed",
@@ -159,13 +234,15 @@ class KvsIce:
             cache.servers = servers
             cache.expires_at = self._clock() + ttl
             log_event(logger, "kvs_ice_refreshed", channel_arn=channel_arn, servers=len(servers), ttl=ttl)
-            return list(servers)
+            return list(servers), cache.expires_at
 
     def _fetch_endpoint(self, channel_arn: str) -> str:
         """Runs in a worker thread (boto3 is synchronous). The endpoint never changes: fetched once."""
-        if self._kinesisvideo is None:
-            self._kinesisvideo = self._client_factory("kinesisvideo", None)
-        reply = self._kinesisvideo.get_signaling_channel_endpoint(
+        with self._clients_lock:
+            if self._kinesisvideo is None:
+                self._kinesisvideo = self._client_factory("kinesisvideo", None)
+            kinesisvideo = self._kinesisvideo
+        reply = kinesisvideo.get_signaling_channel_endpoint(
             ChannelARN=channel_arn,
             SingleMasterChannelEndpointConfiguration={"Protocols": ["HTTPS"], "Role": "MASTER"},
         )
@@ -176,11 +253,12 @@ class KvsIce:
 
     def _fetch_servers(self, channel_arn: str, endpoint: str) -> tuple[list[IceServer], float]:
         """Runs in a worker thread. One signaling client per channel endpoint, created on first use."""
-        signaling = self._signaling_clients.get(endpoint)
-        if signaling is None:
-            signaling = self._signaling_clients[endpoint] = self._client_factory(
-                "kinesis-video-signaling", endpoint
-            )
+        with self._clients_lock:
+            signaling = self._signaling_clients.get(endpoint)
+            if signaling is None:
+                signaling = self._signaling_clients[endpoint] = self._client_factory(
+                    "kinesis-video-signaling", endpoint
+                )
         reply = signaling.get_ice_server_config(
             ChannelARN=channel_arn, ClientId=f"voice-agent-{uuid.uuid4().hex}", Service="TURN"
         )

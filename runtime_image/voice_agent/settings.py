@@ -11,25 +11,27 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from voice_agent.voices.nova_sonic_options import (
+    DEFAULT_ENDPOINTING,
+    DEFAULT_MODEL_ID,
+    DEFAULT_SYSTEM_PROMPT,
+    DEFAULT_VOICE_ID,
+    ENDPOINTING_SENSITIVITIES,
+    Endpointing,
+)
+
 VoiceName = Literal["echo", "nova-sonic"]
 IceMode = Literal["none", "static", "kvs"]
-Endpointing = Literal["HIGH", "MEDIUM", "LOW"]
 MetricsMode = Literal["emf", "off"]
 TracesMode = Literal["otel", "off"]
 
 VOICES: tuple[VoiceName, ...] = ("echo", "nova-sonic")
 ICE_MODES: tuple[IceMode, ...] = ("none", "static", "kvs")
-ENDPOINTINGS: tuple[Endpointing, ...] = ("HIGH", "MEDIUM", "LOW")
+ENDPOINTINGS: tuple[Endpointing, ...] = ENDPOINTING_SENSITIVITIES
 METRICS_MODES: tuple[MetricsMode, ...] = ("emf", "off")
 TRACES_MODES: tuple[TracesMode, ...] = ("otel", "off")
 
 DEFAULT_CORS_ORIGINS = ("http://localhost:7860", "http://127.0.0.1:7860")
-DEFAULT_MODEL_ID = "amazon.nova-2-sonic-v1:0"
-DEFAULT_VOICE_ID = "matthew"
-DEFAULT_SYSTEM_PROMPT = (
-    "You are a friendly, helpful voice assistant. Keep your answers short and conversational, "
-    "one or two sentences, because the user is listening rather than reading."
-)
 
 
 class SettingsError(ValueError):
@@ -53,7 +55,7 @@ class Settings:
     model_id: str = DEFAULT_MODEL_ID
     voice_id: str = DEFAULT_VOICE_ID
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
-    endpointing: Endpointing = "MEDIUM"
+    endpointing: Endpointing = DEFAULT_ENDPOINTING
     metrics: MetricsMode = "off"
     traces: TracesMode = "off"
     static_ice_urls: tuple[str, ...] = ()

@@ -145,11 +145,17 @@ class Signaling:
             raise CallError(503, "ice_unavailable", str(error)) from None
 
     async def _ice_config(self, data: Any, session_id: str) -> dict[str, Any]:
-        servers = await self._servers(session_id)
-        return {
-            "iceServers": [server.for_browser() for server in servers],
+        try:
+            ice = await self._ice.browser_ice(session_id)
+        except IceUnavailable as error:
+            raise CallError(503, "ice_unavailable", str(error)) from None
+        reply: dict[str, Any] = {
+            "iceServers": [server.for_browser() for server in ice.servers],
             "iceTransportPolicy": "relay" if self._relay_only else "all",
         }
+        if ice.expires_in is not None:
+            reply["expiresIn"] = ice.expires_in  # the browser fetches new ones rather than use stale
+        return reply
 
     async def _offer(self, data: Any, session_id: str) -> dict[str, Any]:
         offer = _parse(OfferData, data, "offer")

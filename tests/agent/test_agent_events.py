@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 from agent_inprocess import serve_in_process
+from nova_sonic_fakes import wait_until
+from voice_agent.calls import Call
 from voice_agent.voices.base import VoiceOutput, error_event, transcript_event
 
 from tests.support import signals
@@ -16,8 +18,16 @@ from tests.support.rtc_client import RtcCaller, SignalingError
 pytestmark = pytest.mark.timeout(60)
 
 
+#: The barge-in comes once this many 20 ms frames of the answer have been sent (half a second).
+FRAMES_BEFORE_BARGE_IN = 25
+
+
 class ScriptedSession:
-    """Speaks two seconds of tone, then the caller barges in half a second later."""
+    """Speaks two seconds of tone, then the caller barges in after half a second of it was sent.
+
+    Driven by the call's own signals, not by sleeps, so a loaded machine changes nothing: the script
+    starts when the events channel is open and barges in after a count of frames, not of seconds.
+    """
 
     def __init__(self, output: VoiceOutput) -> None:
         self.output = output
@@ -28,11 +38,18 @@ class ScriptedSession:
         self.task = asyncio.ensure_future(self.script())
 
     async def script(self) -> None:
-        await asyncio.sleep(1.0)  # let the events channel open
+        call = self.output
+        assert isinstance(call, Call)  # the agent hands each session its call as the output
+        await call.events_open.wait()  # "listening" has been sent: the browser sees what follows
         self.output.send_event(transcript_event(role="user", text="hello", final=True))
+        sent_before = call.output.audio_frames_sent
         self.output.play(signals.tone(600, 2.0, rate=24_000).tobytes())
         self.output.send_event(transcript_event(role="assistant", text="Hi there", final=False))
-        await asyncio.sleep(0.5)
+        await wait_until(
+            lambda: call.output.audio_frames_sent - sent_before >= FRAMES_BEFORE_BARGE_IN,
+            what="half a second of the answer sent",
+            seconds=20,
+        )
         self.output.clear()
         self.output.send_event(error_event(code="demo", message="a message the user should see"))
 
@@ -65,7 +82,14 @@ async def test_state_transcript_and_error_events_reach_the_browser_and_barge_in_
         try:
             await caller.connect()
             await caller.wait_for_event(lambda e: e.get("type") == "error", within=20)
-            await asyncio.sleep(0.5)
+            # Listen to one more second of the stream (counted in frames, not in wall time): had the
+            # barge-in not cleared the answer, its rest would be heard here.
+            frames_at_barge_in = len(caller.recorder.frame_lengths)
+            await wait_until(
+                lambda: len(caller.recorder.frame_lengths) >= frames_at_barge_in + 50,
+                what="a second of audio after the barge-in",
+                seconds=20,
+            )
             events: list[dict[str, Any]] = list(caller.events)
             received = caller.recorder.samples()
         finally:
@@ -81,6 +105,9 @@ async def test_state_transcript_and_error_events_reach_the_browser_and_barge_in_
     loud = np.flatnonzero(np.abs(received.astype(np.int32)) > 3000)
     heard = (loud[-1] - loud[0]) / 48_000
     assert 0.3 < heard < 1.0, heard
+    # And the check could fail: at least half a second more of the stream came after the last loud
+    # sample, long enough for the uncleared rest of the answer to be heard.
+    assert received.size - loud[-1] > 24_000, (received.size, loud[-1])
 
 
 class BrokenSession(ScriptedSession):

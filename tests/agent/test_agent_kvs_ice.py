@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import threading
@@ -13,7 +14,7 @@ import httpx
 import pytest
 from botocore.stub import ANY, Stubber
 from voice_agent.app import create_app
-from voice_agent.ice import IceServer, IceUnavailable, KvsIce, aiortc_ice_servers
+from voice_agent.ice import BrowserIce, IceServer, IceUnavailable, KvsIce, StaticIce, aiortc_ice_servers
 from voice_agent.settings import Settings
 
 REGION = "us-west-2"
@@ -24,6 +25,13 @@ URIS = [
     "turns:34-1-2-3.t-1.kinesisvideo.us-west-2.amazonaws.com:443?transport=udp",
     "turn:34-1-2-3.t-1.kinesisvideo.us-west-2.amazonaws.com:443?transport=udp",
 ]
+SECOND_URIS = [
+    "turn:35-4-5-6.t-1.kinesisvideo.us-west-2.amazonaws.com:443?transport=udp",
+    "turns:35-4-5-6.t-1.kinesisvideo.us-west-2.amazonaws.com:443?transport=udp",
+    "turns:35-4-5-6.t-1.kinesisvideo.us-west-2.amazonaws.com:443?transport=tcp",
+]
+#: What the browser gets: the first server's TURN over UDP, then its TURN over TLS/TCP on 443.
+BROWSER_URIS = [URIS[2], URIS[0]]
 
 
 class FakeClock:
@@ -51,25 +59,28 @@ class StubbedKvs:
         self.factory_calls.append((service, endpoint_url, threading.current_thread().name))
         return self.kinesisvideo if service == "kinesisvideo" else self.signaling
 
-    def expect_endpoint(self) -> None:
+    def expect_endpoint(self, channel: Any = CHANNEL) -> None:
         self.kinesisvideo_stub.add_response(
             "get_signaling_channel_endpoint",
             {"ResourceEndpointList": [{"Protocol": "HTTPS", "ResourceEndpoint": ENDPOINT}]},
             {
-                "ChannelARN": CHANNEL,
+                "ChannelARN": channel,
                 "SingleMasterChannelEndpointConfiguration": {"Protocols": ["HTTPS"], "Role": "MASTER"},
             },
         )
 
-    def expect_ice(self, username: str = "user-1", ttl: int = 300) -> None:
+    def expect_ice(
+        self, username: str = "user-1", ttl: int = 300, *, second_server: bool = False, channel: Any = CHANNEL
+    ) -> None:
+        servers = [{"Uris": URIS, "Username": username, "Password": "secret-" + username, "Ttl": ttl}]
+        if second_server:  # what KVS really answers: two servers, each with its own credentials
+            servers.append(
+                {"Uris": SECOND_URIS, "Username": "other-" + username, "Password": "other", "Ttl": ttl}
+            )
         self.signaling_stub.add_response(
             "get_ice_server_config",
-            {
-                "IceServerList": [
-                    {"Uris": URIS, "Username": username, "Password": "secret-" + username, "Ttl": ttl}
-                ]
-            },
-            {"ChannelARN": CHANNEL, "ClientId": ANY, "Service": "TURN"},
+            {"IceServerList": servers},
+            {"ChannelARN": channel, "ClientId": ANY, "Service": "TURN"},
         )
 
     def expect_ice_error(self, code: str = "ClientLimitExceededException") -> None:
@@ -117,7 +128,7 @@ async def test_credentials_and_endpoint_are_cached(kvs: StubbedKvs) -> None:
     kvs.expect_endpoint()
     kvs.expect_ice()
     first = await provider.servers("session-a")
-    clock.now += 200  # within the TTL less the refresh margin: no call (Stubber fails on any)
+    clock.now += 50  # 250 s of the 300 s left, over the 240 s margin: no call (Stubber fails on any)
     assert await provider.servers("session-b") == first
     kvs.assert_all_used()
 
@@ -178,7 +189,7 @@ async def test_a_kvs_error_is_answered_as_503_with_a_message_and_the_agent_recov
         assert "Rate exceeded" in failed.json()["error"]["message"]
         ok = await client.post("/invocations", json={"action": "ice_config"})
         assert ok.status_code == 200
-        assert ok.json()["iceServers"][0]["urls"] == URIS
+        assert ok.json()["iceServers"][0]["urls"] == BROWSER_URIS
         assert (await client.get("/ping")).json()["status"] == "Healthy"
     kvs.assert_all_used()
 
@@ -206,3 +217,115 @@ def test_starting_the_agent_with_kvs_imports_no_boto3_and_makes_no_call() -> Non
         "assert 'boto3' not in sys.modules and 'botocore' not in sys.modules, 'boto3 imported at start-up'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+# -- what the browser gets: TURN allocations and credential freshness ------------------------------
+
+
+async def test_the_browser_gets_one_server_with_turn_udp_and_turns_tcp(kvs: StubbedKvs) -> None:
+    """KVS allows 50 TURN allocations per channel and Chrome allocates on every usable URL it gets:
+    one server and two URIs keep a call to at most 3 allocations (2 browser, 1 agent)."""
+    provider = KvsIce([CHANNEL], region=REGION, client_factory=kvs.factory)
+    kvs.expect_endpoint()
+    kvs.expect_ice("user-1", second_server=True)
+    browser = await provider.browser_ice("s")
+    expected = IceServer(urls=tuple(BROWSER_URIS), username="user-1", credential="secret-user-1")
+    assert browser.servers == [expected]
+    agent = await provider.servers("s")  # the same cached credentials: no second call
+    assert [s.urls for s in agent] == [tuple(URIS), tuple(SECOND_URIS)]  # aiortc picks one URI itself
+    kvs.assert_all_used()
+
+
+async def test_ice_config_gives_one_server_and_says_when_its_credentials_expire(kvs: StubbedKvs) -> None:
+    clock = FakeClock()
+    provider = KvsIce([CHANNEL], region=REGION, client_factory=kvs.factory, clock=clock)
+    app = create_app(
+        Settings(ice_servers="kvs", kvs_channel_arns=(CHANNEL,), region=REGION), ice_provider=provider
+    )
+    kvs.expect_endpoint()
+    kvs.expect_ice("user-1", ttl=300, second_server=True)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://agent") as client:
+        fresh = (await client.post("/invocations", json={"action": "ice_config"})).json()
+        clock.now += 30.5
+        cached = (await client.post("/invocations", json={"action": "ice_config"})).json()
+    assert fresh == {
+        "iceServers": [{"urls": BROWSER_URIS, "username": "user-1", "credential": "secret-user-1"}],
+        "iceTransportPolicy": "all",
+        "expiresIn": 300,
+    }
+    assert cached["expiresIn"] == 269  # whole seconds, rounded down: never longer than they live
+    kvs.assert_all_used()
+
+
+async def test_cached_credentials_are_served_only_while_240_seconds_are_left(kvs: StubbedKvs) -> None:
+    """A browser may use its credentials a minute after ice_config: they must still be valid then."""
+    clock = FakeClock()
+    provider = KvsIce([CHANNEL], region=REGION, client_factory=kvs.factory, clock=clock)  # default margin
+    kvs.expect_endpoint()
+    kvs.expect_ice("user-1", ttl=300)
+    await provider.servers("s")
+    clock.now += 59  # 241 s left: served from the cache (Stubber fails on any call)
+    assert (await provider.browser_ice("s")).expires_in == 241
+    kvs.assert_all_used()
+    clock.now += 2  # 239 s left: too few, refreshed
+    kvs.expect_ice("user-2", ttl=300)
+    refreshed = await provider.browser_ice("s")
+    assert refreshed.servers[0].username == "user-2" and refreshed.expires_in == 300
+    kvs.assert_all_used()
+
+
+async def test_static_and_no_ice_pass_what_is_configured_without_an_expiry() -> None:
+    configured = IceServer(urls=("turn:127.0.0.1:3478", "stun:127.0.0.1:3478"), username="u", credential="p")
+    assert await StaticIce([configured]).browser_ice("s") == BrowserIce(servers=[configured])
+    app = create_app(
+        Settings(
+            ice_servers="static",
+            static_ice_urls=configured.urls,
+            static_ice_username="u",
+            static_ice_credential="p",
+        )
+    )
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://agent") as client:
+        static = (await client.post("/invocations", json={"action": "ice_config"})).json()
+    assert static == {
+        "iceServers": [{"urls": list(configured.urls), "username": "u", "credential": "p"}],
+        "iceTransportPolicy": "all",
+    }
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_app(Settings())), base_url="http://agent"
+    ) as client:
+        none = (await client.post("/invocations", json={"action": "ice_config"})).json()
+    assert none == {"iceServers": [], "iceTransportPolicy": "all"}
+
+
+async def test_parallel_refreshes_of_a_pool_create_each_client_once(kvs: StubbedKvs) -> None:
+    """Two channels refresh in two worker threads at once; creating a boto3 client is not thread-safe,
+    so each lazily created client must be made exactly once."""
+    channels = [f"{CHANNEL[:-1]}{i}" for i in range(2)]
+    arrived = threading.Barrier(2)
+
+    def factory(service: str, endpoint_url: str | None) -> Any:
+        # Hold the first creator until a second one arrives (or 1 s passes): without a lock both
+        # threads meet here and both create the client.
+        try:
+            arrived.wait(timeout=1.0)
+        except threading.BrokenBarrierError:
+            pass
+        return kvs.factory(service, endpoint_url)
+
+    provider = KvsIce(channels, region=REGION, client_factory=factory)
+    sessions: dict[str, str] = {}
+    for i in range(100):
+        sessions.setdefault(provider.channel_for(f"session-{i}"), f"session-{i}")
+    assert len(sessions) == 2
+    for _ in channels:
+        kvs.expect_endpoint(channel=ANY)
+    for _ in channels:
+        kvs.expect_ice(channel=ANY)
+    both = await asyncio.gather(*(provider.servers(s) for s in sessions.values()))
+    assert all(servers[0].username == "user-1" for servers in both)
+    created = sorted(service for service, _, _ in kvs.factory_calls)
+    assert created == ["kinesis-video-signaling", "kinesisvideo"], created
+    kvs.assert_all_used()

@@ -170,6 +170,7 @@ class BargingEcho:
     """A voice whose caller 'interrupts' it on every 10th frame: barge-ins through the real call."""
 
     name = "barging-echo"
+    paced_by_caller = True  # the Voice interface requires it (base.py); like echo, caller-paced
 
     def open_session(self, *, call_id: str, output: VoiceOutput) -> VoiceSession:
         return BargingEchoSession(output)

@@ -31,20 +31,18 @@ from . import nova_sonic_events as events
 from .base import INPUT_SAMPLE_RATE, VoiceOutput, error_event, transcript_event
 from .nova_sonic_client import ClientFactory, ModelStream, SdkClientFactory
 from .nova_sonic_history import ConversationHistory
+from .nova_sonic_options import (
+    DEFAULT_ENDPOINTING,
+    DEFAULT_MODEL_ID,
+    DEFAULT_SYSTEM_PROMPT,
+    DEFAULT_VOICE_ID,
+    ENDPOINTING_SENSITIVITIES,
+    VOICE_IDS,
+)
 from .nova_sonic_tools import Tool, ToolRegistry, current_time_tool
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODEL_ID = "amazon.nova-2-sonic-v1:0"
-DEFAULT_SYSTEM_PROMPT = (
-    "You are a friendly, helpful voice assistant talking with someone on a call. Keep answers short and "
-    "conversational, a few sentences at most, with no lists or formatting, because they are spoken aloud."
-)
-VOICE_IDS = (
-    "tiffany", "matthew", "amy", "olivia", "kiara", "arjun", "ambre", "florian",
-    "beatrice", "lorenzo", "tina", "lennart", "lupe", "carlos", "carolina", "leo",
-)  # fmt: skip
-ENDPOINTING_SENSITIVITIES = ("HIGH", "MEDIUM", "LOW")
 MODEL_CONNECTION_LIMIT_SECONDS = 480.0
 """Nova Sonic ends every stream after 8 minutes (ModelTimeoutException)."""
 
@@ -56,9 +54,9 @@ SILENCE_FRAME = bytes(int(INPUT_SAMPLE_RATE * FRAME_SECONDS) * 2)
 class NovaSonicConfig:
     region: str
     model_id: str = DEFAULT_MODEL_ID
-    voice_id: str = "matthew"
+    voice_id: str = DEFAULT_VOICE_ID
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
-    endpointing: str = "MEDIUM"
+    endpointing: str = DEFAULT_ENDPOINTING
     rotate_after_seconds: float = 420.0
     """Open the next stream once the current one is this old and the assistant is quiet."""
     rotate_deadline_seconds: float = 450.0
