@@ -9,6 +9,9 @@ PY := $(VENV)/bin/python
 STAGES = $(shell $(PY) -c "import json; print(' '.join(json.load(open('cdk.json'))['context']['stages']))")
 # The stage's region from cdk.json (REGION=... overrides), for the commands that talk to AWS directly.
 REGION ?= $(shell $(PY) -c "import json; print(json.load(open('cdk.json'))['context']['stages'].get('$(STAGE)', {}).get('region', ''))" 2>/dev/null)
+# The stage's AgentCore runtime name from cdk.json (default voice_agent_<stage>, as cdk/config.py): destroy
+# finds the runtime's log groups by it once the agent stack, and its outputs, are gone.
+RUNTIME_NAME ?= $(shell $(PY) -c "import json; print(json.load(open('cdk.json'))['context']['stages'].get('$(STAGE)', {}).get('runtimeName', 'voice_agent_$(STAGE)'))" 2>/dev/null)
 # Node 20 is past jsii's support window: without this every synth prints a large banner.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 CDK := npx --no-install cdk
@@ -20,10 +23,12 @@ help:  ## List the commands
 
 setup: $(VENV)/.installed node_modules/.installed web_client/node_modules/.installed  ## Create .venv and install pinned Python and npm dependencies
 
-$(VENV)/.installed: requirements.txt runtime_image/requirements.txt runtime_image/pyproject.toml ops/pyproject.toml
+$(VENV)/.installed: requirements.txt runtime_image/requirements.txt runtime_image/constraints.txt \
+		runtime_image/pyproject.toml ops/pyproject.toml
 	@command -v node >/dev/null && command -v npm >/dev/null || { echo "Node.js 20+ with npm is required for the CDK CLI: install it (for example 'apt-get install nodejs npm')." >&2; exit 1; }
 	@python=$$(scripts/find-python.sh) && { [ -x $(PY) ] || $$python -m venv $(VENV); }
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.txt -r runtime_image/requirements.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.txt -r runtime_image/requirements.txt \
+		-c runtime_image/constraints.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -e runtime_image -e ops
 	@touch $@
 
@@ -67,10 +72,10 @@ deploy: web  ## Deploy STAGE (default dev) into the current AWS account
 	$(CDK) deploy 'voice-agent-$(STAGE)/*' -c stage=$(STAGE) --require-approval broadening
 
 destroy: setup  ## Destroy STAGE: agent stack, its log groups, then the network stack (WAIT=1 waits for AgentCore)
-	$(VENV)/bin/voice-agent-destroy --stage $(STAGE) $(if $(REGION),--region $(REGION)) $(if $(WAIT),--wait $(if $(MAX_WAIT),--max-wait-minutes $(MAX_WAIT)))
+	$(VENV)/bin/voice-agent-destroy --stage $(STAGE) $(if $(REGION),--region $(REGION)) $(if $(RUNTIME_NAME),--runtime-name $(RUNTIME_NAME)) $(if $(WAIT),--wait $(if $(MAX_WAIT),--max-wait-minutes $(MAX_WAIT)))
 
-smoke: setup  ## One timed WebRTC call to STAGE's deployed agent (URL=http://127.0.0.1:8080 for a local one)
-	$(VENV)/bin/voice-agent-smoke $(if $(URL),--url $(URL),--stage $(STAGE) $(if $(REGION),--region $(REGION)))
+smoke: setup  ## One timed WebRTC call to STAGE's deployed agent (URL=... for a local one; HOLD=600 soaks it)
+	$(VENV)/bin/voice-agent-smoke $(if $(URL),--url $(URL),--stage $(STAGE) $(if $(REGION),--region $(REGION))) $(if $(HOLD),--hold-seconds $(HOLD))
 
 clean:  ## Remove build output (keeps .venv and node_modules)
 	rm -rf cdk.out .pytest_cache test-results web_client/dist

@@ -2,7 +2,6 @@
 """CDK entry point: `-c stage=NAME` (default dev) picks a stage from cdk.json's `stages` map."""
 
 import sys
-from pathlib import Path
 
 import aws_cdk as cdk
 
@@ -10,17 +9,13 @@ from cdk.config import StageConfigError, load_stage
 from cdk.nag import add_checks
 from cdk.pipeline import build_pipeline_app, pipeline_enabled
 from cdk.stage import VoiceAgentStage, stage_id
-from cdk.web_hosting import WebClientDirError, check_web_client_dir
-
-DEFAULT_WEB_CLIENT_DIR = "web_client/dist"
+from cdk.web_hosting import WebClientDirError, web_client_dir_from_context
 
 
 def build_app(app: cdk.App) -> VoiceAgentStage:
     context = {"stages": app.node.try_get_context("stages"), "stage": app.node.try_get_context("stage")}
     config = load_stage(context)
-    web_client_dir = check_web_client_dir(
-        Path(app.node.try_get_context("webClientDir") or DEFAULT_WEB_CLIENT_DIR).resolve()
-    )
+    web_client_dir = web_client_dir_from_context(app.node)
     stage = VoiceAgentStage(app, stage_id(config), config=config, web_client_dir=web_client_dir)
     add_checks(app)
     return stage

@@ -1,4 +1,4 @@
-"""The agent stack: signaling channel, runtime, sign-in and web hosting.
+"""The agent stack: signaling channels, runtime, sign-in and web hosting.
 
 Nothing here is retained on delete."""
 
@@ -12,7 +12,7 @@ from cdk.auth import LOCAL_WEB_CLIENT_URL, SignIn
 from cdk.config import StageConfig
 from cdk.observability import VoiceAgentObservability
 from cdk.runtime import VoiceAgentRuntime
-from cdk.signaling import SignalingChannel
+from cdk.signaling import SignalingChannelPool
 from cdk.web_hosting import WebHosting
 
 
@@ -30,8 +30,11 @@ class AgentStack(Stack):
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
 
-        self.signaling_channel = SignalingChannel(
-            self, "SignalingChannel", channel_name=f"voice-agent-{config.name}-turn"
+        self.signaling_channels = SignalingChannelPool(
+            self,
+            "SignalingChannel",
+            channel_name=f"voice-agent-{config.name}-turn",
+            count=config.turn_channels,
         )
         self.runtime = VoiceAgentRuntime(
             self,
@@ -39,7 +42,7 @@ class AgentStack(Stack):
             config=config,
             vpc=vpc,
             security_group=runtime_security_group,
-            signaling_channel=self.signaling_channel,
+            signaling_channels=self.signaling_channels,
         )
         self.web = WebHosting(
             self,
@@ -83,4 +86,5 @@ class AgentStack(Stack):
         CfnOutput(self, "UserPoolId", value=self.sign_in.user_pool.user_pool_id)
         CfnOutput(self, "CreateUserCommand", value=self.sign_in.create_user_command(config.region))
         CfnOutput(self, "Region", value=config.region)
-        CfnOutput(self, "KvsChannelArn", value=self.signaling_channel.channel_arn)
+        CfnOutput(self, "KvsChannelArn", value=self.signaling_channels.first.channel_arn)
+        CfnOutput(self, "KvsChannelArns", value=self.signaling_channels.joined_arns())

@@ -9,34 +9,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+# The Nova 2 Sonic choices (voices, default model and prompt) are the agent's: defined once, in a
+# stdlib-only module that is cheap to import at synth time.
+from voice_agent.voices.nova_sonic_options import (
+    DEFAULT_MODEL_ID,
+    DEFAULT_SYSTEM_PROMPT,
+    DEFAULT_VOICE_ID,
+)
+from voice_agent.voices.nova_sonic_options import VOICE_IDS as NOVA_SONIC_VOICES
+
 from cdk import zones
 
 DEFAULT_STAGE = "dev"
-DEFAULT_MODEL_ID = "amazon.nova-2-sonic-v1:0"
-DEFAULT_VOICE_ID = "matthew"
-DEFAULT_SYSTEM_PROMPT = (
-    "You are a friendly voice assistant. Keep answers short and conversational, two or three sentences."
-)
-
-# Nova 2 Sonic voices (FIELD_NOTES.md).
-NOVA_SONIC_VOICES = (
-    "tiffany",
-    "matthew",
-    "amy",
-    "olivia",
-    "kiara",
-    "arjun",
-    "ambre",
-    "florian",
-    "beatrice",
-    "lorenzo",
-    "tina",
-    "lennart",
-    "lupe",
-    "carlos",
-    "carolina",
-    "leo",
-)
 # CloudWatch Logs accepts only these retention periods (days).
 LOG_RETENTION_DAYS = (
     1,
@@ -72,6 +56,10 @@ STAGE_NAME_RULE = re.compile(r"^[a-z][a-z0-9]{0,15}$")
 RUNTIME_NAME_RULE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]{0,47}$")
 ACCOUNT_RULE = re.compile(r"^[0-9]{12}$")
 MODEL_ID_RULE = re.compile(r"^[a-z0-9][a-z0-9.\-]*(:[0-9]+)?$")
+# KVS signaling channels per stage: each carries about 16 concurrent relayed calls (50 TURN allocations,
+# at most 3 per call: the browser's UDP and TLS relays and the agent's; voice_agent/ice.py).
+# 20 channel ARNs still fit in one AgentCore environment value (2048 characters).
+MAX_TURN_CHANNELS = 20
 # One address for the alarm topic's e-mail subscription (SNS confirms it by mail).
 EMAIL_RULE = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+$")
 
@@ -90,6 +78,7 @@ KNOWN_KEYS = (
     "platformVersion",
     "allowLocalhostCallback",
     "alarmEmail",
+    "turnChannels",
 )
 
 
@@ -114,6 +103,7 @@ class StageConfig:
     platform_version: str
     allow_localhost_callback: bool
     alarm_email: str | None = None
+    turn_channels: int = 1
 
     @property
     def network_stack_name(self) -> str:
@@ -245,6 +235,28 @@ def parse_stage(name: str, raw: Any) -> StageConfig:
             allowed="allowed: one e-mail address for alarm notifications, or leave it out",
         )
 
+    turn_channels = raw.get("turnChannels", 1)
+    if (
+        isinstance(turn_channels, bool)
+        or not isinstance(turn_channels, int)
+        or not 1 <= turn_channels <= MAX_TURN_CHANNELS
+    ):
+        raise _fail(
+            f"{prefix}.turnChannels",
+            turn_channels,
+            f"allowed: a whole number from 1 to {MAX_TURN_CHANNELS} "
+            "(KVS signaling channels; each carries about 16 concurrent calls)",
+        )
+    arns_length = _longest_channel_arns_length(name, region, turn_channels)
+    if arns_length > MAX_ENV_VALUE_CHARS:
+        raise _fail(
+            f"{prefix}.turnChannels",
+            turn_channels,
+            f"allowed: fewer channels for stage {name!r} in {region}: their ARNs would take up to "
+            f"{arns_length} characters in VOICE_AGENT_KVS_CHANNEL_ARN, over AgentCore's "
+            f"{MAX_ENV_VALUE_CHARS}",
+        )
+
     return StageConfig(
         name=name,
         region=region,
@@ -272,7 +284,17 @@ def parse_stage(name: str, raw: Any) -> StageConfig:
         platform_version=platform_version,
         allow_localhost_callback=localhost,
         alarm_email=alarm_email,
+        turn_channels=turn_channels,
     )
+
+
+def _longest_channel_arns_length(stage: str, region: str, count: int) -> int:
+    """The longest the comma-joined channel ARNs can be (names as cdk/agent.py and cdk/signaling.py
+    make them; the last ARN segment is a 13-digit creation time)."""
+    names = [f"voice-agent-{stage}-turn"] + [f"voice-agent-{stage}-turn-{n}" for n in range(2, count + 1)]
+    # Every region AgentCore VPC mode supports (cdk/zones.py) is in the `aws` partition.
+    arns = [f"arn:aws:kinesisvideo:{region}:{'0' * 12}:channel/{name}/{'0' * 13}" for name in names]
+    return len(",".join(arns))
 
 
 def load_stage(context: Mapping[str, Any], stage: str | None = None) -> StageConfig:

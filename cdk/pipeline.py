@@ -25,11 +25,10 @@ from cdk.config import StageConfig, StageConfigError, parse_stage
 from cdk.nag import add_checks
 from cdk.pipeline_nag import acknowledge_pipeline_stack
 from cdk.stage import VoiceAgentStage, stage_id
-from cdk.web_hosting import check_web_client_dir
+from cdk.web_hosting import web_client_dir_from_context
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PACKAGE_JSON = REPO_ROOT / "package.json"
-DEFAULT_WEB_CLIENT_DIR = "web_client/dist"
 
 SWITCH_KEY = "pipeline"
 SETTINGS_KEY = "pipelineSettings"
@@ -234,7 +233,7 @@ def smoke_commands(stage: StageConfig) -> tuple[list[str], list[str]]:
     install = [
         "python3.12 -m venv .venv",
         ".venv/bin/pip install --quiet --disable-pip-version-check "
-        "-r requirements.txt -r runtime_image/requirements.txt",
+        "-r requirements.txt -r runtime_image/requirements.txt -c runtime_image/constraints.txt",
         ".venv/bin/pip install --quiet --disable-pip-version-check --no-deps -e ops",
     ]
     return install, [f".venv/bin/voice-agent-smoke --stage {stage.name} --region {stage.region}"]
@@ -348,9 +347,7 @@ def build_pipeline_app(app: cdk.App) -> PipelineStack:
     """The pipeline app: one stack holding the pipeline and, inside it, every configured stage."""
     context = {key: app.node.try_get_context(key) for key in ("stages", SETTINGS_KEY)}
     config = parse_pipeline(context)
-    web_client_dir = check_web_client_dir(
-        Path(app.node.try_get_context("webClientDir") or DEFAULT_WEB_CLIENT_DIR).resolve()
-    )
+    web_client_dir = web_client_dir_from_context(app.node)
     stack = PipelineStack(
         app,
         PIPELINE_STACK_NAME,

@@ -12,7 +12,7 @@ from constructs import Construct
 
 from cdk.config import StageConfig
 from cdk.retention import retention_days
-from cdk.signaling import SignalingChannel
+from cdk.signaling import SignalingChannelPool
 
 RUNTIME_IMAGE_DIR = Path(__file__).resolve().parent.parent / "runtime_image"
 ENDPOINT_NAME = "live"
@@ -28,14 +28,15 @@ def foundation_model_arn(stack: Stack, model_id: str) -> str:
     )
 
 
-def runtime_environment(config: StageConfig, *, channel_arn: str) -> dict[str, str]:
+def runtime_environment(config: StageConfig, *, channel_arns: str) -> dict[str, str]:
     """The container's environment: the variable names of the agent's settings contract."""
     return {
         "VOICE_AGENT_STAGE": config.name,
         "VOICE_AGENT_VOICE": "nova-sonic",
         "VOICE_AGENT_ICE_SERVERS": "kvs",
         "VOICE_AGENT_RELAY_ONLY": "true",
-        "VOICE_AGENT_KVS_CHANNEL_ARN": channel_arn,
+        # One ARN, or a comma-separated pool the agent picks from per session id.
+        "VOICE_AGENT_KVS_CHANNEL_ARN": channel_arns,
         "AWS_REGION": config.region,
         "VOICE_AGENT_MODEL_ID": config.model_id,
         "VOICE_AGENT_VOICE_ID": config.voice_id,
@@ -53,7 +54,7 @@ class VoiceAgentRuntime(Construct):
         config: StageConfig,
         vpc: ec2.IVpc,
         security_group: ec2.ISecurityGroup,
-        signaling_channel: SignalingChannel,
+        signaling_channels: SignalingChannelPool,
         image_dir: Path = RUNTIME_IMAGE_DIR,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -87,7 +88,7 @@ class VoiceAgentRuntime(Construct):
                 idle_runtime_session_timeout=Duration.seconds(config.session_idle_timeout_seconds),
                 max_lifetime=Duration.seconds(config.session_max_lifetime_seconds),
             ),
-            environment_variables=runtime_environment(config, channel_arn=signaling_channel.channel_arn),
+            environment_variables=runtime_environment(config, channel_arns=signaling_channels.joined_arns()),
             logging_configs=[
                 agentcore.LoggingConfig(
                     log_type=agentcore.LogType.APPLICATION_LOGS,
@@ -113,7 +114,7 @@ class VoiceAgentRuntime(Construct):
         self.runtime.role.add_to_principal_policy(
             iam.PolicyStatement(actions=list(MODEL_INVOKE_ACTIONS), resources=[self.model_arn])
         )
-        signaling_channel.grant_turn_credentials(self.runtime.role)
+        signaling_channels.grant_turn_credentials(self.runtime.role)
 
     @property
     def runtime_arn(self) -> str:

@@ -1,4 +1,4 @@
-"""The KVS signaling channel. The agent uses it only to mint short-lived TURN credentials."""
+"""KVS signaling channels. The agent uses them only to mint short-lived TURN credentials."""
 
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kinesisvideo as kinesisvideo
@@ -31,4 +31,44 @@ class SignalingChannel(Construct):
         """Let `grantee` look up the channel's endpoint and fetch TURN credentials from it."""
         return iam.Grant.add_to_principal(
             grantee=grantee, actions=list(TURN_CREDENTIAL_ACTIONS), resource_arns=[self.channel_arn]
+        )
+
+
+class SignalingChannelPool:
+    """`count` channels for TURN capacity (one carries about 25 concurrent calls; DESIGN.md "Scale").
+
+    Not a construct of its own: the channels sit directly in `scope` as `<id>`, `<id>2`, `<id>3`... and are
+    named `<name>`, `<name>-2`, ..., so the first keeps the logical id and name it had before pools
+    existed, and growing or shrinking a pool never replaces a channel that calls are using.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *, channel_name: str, count: int) -> None:
+        if count < 1:
+            raise ValueError(f"a signaling channel pool needs at least one channel, not {count}")
+        self.channels: tuple[SignalingChannel, ...] = tuple(
+            SignalingChannel(
+                scope,
+                construct_id if n == 1 else f"{construct_id}{n}",
+                channel_name=channel_name if n == 1 else f"{channel_name}-{n}",
+            )
+            for n in range(1, count + 1)
+        )
+
+    @property
+    def channel_arns(self) -> list[str]:
+        return [channel.channel_arn for channel in self.channels]
+
+    @property
+    def first(self) -> SignalingChannel:
+        return self.channels[0]
+
+    def joined_arns(self) -> str:
+        """Every channel ARN, comma-separated: the agent's VOICE_AGENT_KVS_CHANNEL_ARN picks one per
+        session id. One channel gives its bare ARN."""
+        return ",".join(self.channel_arns)
+
+    def grant_turn_credentials(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Let `grantee` fetch TURN credentials from every channel of the pool, and from nothing else."""
+        return iam.Grant.add_to_principal(
+            grantee=grantee, actions=list(TURN_CREDENTIAL_ACTIONS), resource_arns=self.channel_arns
         )

@@ -1,7 +1,7 @@
 """Web hosting: the browser client's built files in a private S3 bucket behind CloudFront (origin access
 control, HTTPS only, security headers), plus a generated config.json."""
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +11,15 @@ from aws_cdk import aws_cloudfront_origins as origins
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_deployment as s3deploy
-from constructs import Construct
+from constructs import Construct, Node
 
+from cdk.csp import content_security_policy
 from cdk.retention import retention_days
 
 CONFIG_FILE = "config.json"
+# Where `make web` builds the client (relative to the repository, where the CDK CLI runs the app); context
+# `webClientDir` overrides it.
+DEFAULT_WEB_CLIENT_DIR = "web_client/dist"
 
 
 class WebClientDirError(ValueError):
@@ -31,30 +35,10 @@ def check_web_client_dir(directory: Path) -> Path:
     return directory
 
 
-def content_security_policy(region: str, *, extra_connect_sources: Iterable[str] = ()) -> str:
-    """The production CSP: scripts from this origin only; connections only to this region's AgentCore
-    data plane and Cognito endpoints (managed login's token endpoint, identity pool, user pool)."""
-    connect = [
-        "'self'",
-        f"https://bedrock-agentcore.{region}.amazonaws.com",
-        f"https://cognito-identity.{region}.amazonaws.com",
-        f"https://cognito-idp.{region}.amazonaws.com",
-        f"https://*.auth.{region}.amazoncognito.com",
-        *extra_connect_sources,
-    ]
-    directives = {
-        "default-src": ["'self'"],
-        "script-src": ["'self'"],
-        "style-src": ["'self'"],
-        "img-src": ["'self'", "data:"],
-        "media-src": ["'self'", "blob:", "mediastream:"],
-        "connect-src": connect,
-        "object-src": ["'none'"],
-        "base-uri": ["'self'"],
-        "form-action": ["'self'", f"https://*.auth.{region}.amazoncognito.com"],
-        "frame-ancestors": ["'none'"],
-    }
-    return "; ".join(" ".join([name, *values]) for name, values in directives.items())
+def web_client_dir_from_context(node: Node) -> Path:
+    """The built client for an app: context `webClientDir`, else web_client/dist; it must exist."""
+    directory = node.try_get_context("webClientDir") or DEFAULT_WEB_CLIENT_DIR
+    return check_web_client_dir(Path(directory).resolve())
 
 
 class WebHosting(Construct):

@@ -3,13 +3,15 @@
 The Makefile builds the client first (npm ci && npm run build); this script builds nothing. It starts
 the agent as a subprocess, serves web_client/dist with a local config.json generated on the fly
 (never written into dist), prints the URL, and on Ctrl-C or SIGTERM stops both and exits 0.
-Standard library only, plus boto3 (installed) to see whether AWS credentials resolve.
+Standard library only, plus boto3 (installed) to see whether AWS credentials resolve, and the production
+Content-Security-Policy from cdk/csp.py (which imports no aws_cdk).
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import importlib.util
 import json
 import os
 import signal
@@ -21,12 +23,14 @@ import urllib.error
 import urllib.request
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import FrameType
+from types import FrameType, ModuleType
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DIST = REPO / "web_client" / "dist"
 AGENT_START_TIMEOUT_SECONDS = 60.0
 AGENT_STOP_TIMEOUT_SECONDS = 10.0
+# The production policy names one region's AWS endpoints; a local-mode page calls none of them.
+LOCAL_CSP_REGION = "us-east-1"
 
 
 def local_config(agent_url: str) -> dict[str, object]:
@@ -34,21 +38,19 @@ def local_config(agent_url: str) -> dict[str, object]:
     return {"mode": "local", "agentUrl": agent_url, "relayOnly": False}
 
 
+def _production_csp_module() -> ModuleType:
+    # By path: scripts/ is what Python puts on sys.path, and the repository's `cdk` package is not installed.
+    spec = importlib.util.spec_from_file_location("voice_agent_csp", REPO / "cdk" / "csp.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def local_content_security_policy(agent_url: str) -> str:
-    """As strict as the CloudFront policy, plus the local agent, so CSP mistakes show up locally too."""
-    return "; ".join(
-        [
-            "default-src 'self'",
-            "script-src 'self'",
-            "style-src 'self'",
-            "img-src 'self'",
-            f"connect-src 'self' {agent_url}",
-            "object-src 'none'",
-            "base-uri 'none'",
-            "form-action 'self'",
-            "frame-ancestors 'none'",
-        ]
-    )
+    """The CloudFront policy plus the local agent as a connect source, so CSP mistakes show up locally too."""
+    policy = _production_csp_module().content_security_policy
+    return policy(LOCAL_CSP_REGION, extra_connect_sources=[agent_url])
 
 
 def choose_voice(requested: str) -> tuple[str, str | None, str | None]:

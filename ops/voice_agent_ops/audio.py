@@ -49,6 +49,11 @@ class ToneClip(MediaStreamTrack):
         """Set once the whole tone has been handed to the sender."""
 
     def play(self) -> None:
+        """Start the tone; once it has finished, another call plays it again from the start."""
+        if self.finished.is_set():
+            self._tone_sent = 0
+            self.started_at = None
+            self.finished.clear()
         self._playing = True
 
     async def recv(self) -> AudioFrame:
@@ -90,8 +95,10 @@ class ReturnedAudioMeter:
         self._armed = False
 
     def arm(self) -> None:
-        """Count only what arrives from now on (the tone is about to play)."""
+        """Count only what arrives from now on (the tone is about to play); forgets earlier tones."""
         self._armed = True
+        self.heard.clear()
+        self.first_heard_at = None
 
     async def consume(self, track: MediaStreamTrack) -> None:
         loop = asyncio.get_running_loop()

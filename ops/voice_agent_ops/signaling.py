@@ -121,11 +121,14 @@ class AgentCoreSignaling:
                     "bedrock-agentcore",
                     region_name=self._region,
                     endpoint_url=self._endpoint_url,
-                    # A cold session start takes seconds; reads are bounded by the step timeout.
+                    # A cold session start takes seconds; reads are bounded by the step timeout. One
+                    # attempt in all: `offer` is not idempotent (a re-sent one creates a second call), and
+                    # a smoke test should report the first failure, not hide it. (botocore's `max_attempts`
+                    # counts retries, so `max_attempts: 1` would still send twice.)
                     config=Config(
                         connect_timeout=min(10.0, self._timeout),
                         read_timeout=self._timeout,
-                        retries={"mode": "standard", "max_attempts": 3},
+                        retries={"mode": "standard", "total_max_attempts": 1},
                     ),
                 )
             return self._client

@@ -3,8 +3,13 @@
 Steps: resolve the stage's outputs, ``ice_config``, a complete ``offer`` from an aiortc peer (relay-only
 when the agent says so or ``--relay-only``), ICE connected, the data channel's first state event, a short
 tone sent, audio heard back (only the echo voice echoes, so that is a pass criterion only with
-``--expect-echo``), and ``disconnect``, which is always sent once the agent knows the call. Exit 0 when
+``--expect-echo``), with ``--hold-seconds N`` a ``hold`` that keeps the call up for N more seconds and checks
+it every few seconds, and ``disconnect``, which is always sent once the agent knows the call. Exit 0 when
 the call passed; 1 naming the failing step otherwise; 2 for bad arguments.
+
+The hold is a soak for what a short call cannot show: KVS TURN credentials live 300 s, while aioice and
+Chrome refresh their allocations later with the original credentials (FIELD_NOTES.md). A hold longer than
+that says whether a relayed call survives it.
 """
 
 from __future__ import annotations
@@ -54,6 +59,11 @@ STEPS = (
     "audio_returned",
     "disconnect",
 )
+# Only with --hold-seconds, between audio_returned and disconnect.
+HOLD_STEP = "hold"
+# An AgentCore session lives at most 8 hours.
+MAX_HOLD_SECONDS = 28_800
+ICE_UP = ("connected", "completed")
 
 
 class StepError(Exception):
@@ -120,6 +130,8 @@ class SmokeSettings:
     clip_seconds: float = 1.0
     echo_wait_seconds: float = 3.0
     expect_echo: bool = False
+    hold_seconds: float = 0.0
+    hold_check_seconds: float = 5.0
 
 
 class SmokeCall:
@@ -150,6 +162,11 @@ class SmokeCall:
                 if not await self._step(name, action, allowance):
                     return
             await self._audio_returned()
+            if self._settings.hold_seconds > 0 and self._report.passed:
+                settings = self._settings
+                # The hold itself, plus one last check's tone and echo wait.
+                allowance = settings.hold_seconds + settings.clip_seconds + settings.echo_wait_seconds
+                await self._step(HOLD_STEP, self._hold, allowance)
         finally:
             await self._disconnect()
 
@@ -282,6 +299,50 @@ class SmokeCall:
         else:
             self._record("audio_returned", "info", started, detail + " (expected unless the voice is echo)")
 
+    async def _hold(self) -> str:
+        """Keep the call up for --hold-seconds; every few seconds ICE must still be up and (with
+        --expect-echo) a tone must still come back. Fails with the second of the hold it broke at."""
+        pc = self._require_pc()
+        loop = asyncio.get_running_loop()
+        hold, every = self._settings.hold_seconds, self._settings.hold_check_seconds
+        ice_down = asyncio.Event()
+
+        def on_ice_state() -> None:
+            if pc.iceConnectionState not in ICE_UP:
+                ice_down.set()
+
+        pc.on("iceconnectionstatechange", on_ice_state)
+        started = loop.time()
+        checks = 0
+        try:
+            while (elapsed := loop.time() - started) < hold:
+                # Wake early if ICE drops, so the failure names the second it happened.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(ice_down.wait(), min(every, hold - elapsed))
+                at = loop.time() - started
+                if pc.iceConnectionState not in ICE_UP:
+                    raise StepError(f"ICE {pc.iceConnectionState} at {at:.1f} s of the {hold:g} s hold")
+                if self._settings.expect_echo and not await self._tone_comes_back():
+                    raise StepError(
+                        f"audio stopped coming back at {at:.1f} s of the {hold:g} s hold (nothing above "
+                        f"{self._meter.threshold_dbfs:g} dBFS within {self._settings.echo_wait_seconds:g} s "
+                        "after a tone)"
+                    )
+                checks += 1
+        finally:
+            pc.remove_listener("iceconnectionstatechange", on_ice_state)
+        echo = "; the tone came back at every check" if self._settings.expect_echo else ""
+        return f"held {hold:g} s: ICE {pc.iceConnectionState} at all {checks} check(s){echo}"
+
+    async def _tone_comes_back(self) -> bool:
+        self._meter.arm()
+        self._tone.play()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                self._meter.heard.wait(), self._tone.seconds + self._settings.echo_wait_seconds
+            )
+        return self._meter.heard.is_set()
+
     async def _disconnect(self) -> None:
         if self._pc_id is not None:
             pc_id = self._pc_id
@@ -402,6 +463,7 @@ async def smoke(args: argparse.Namespace) -> SmokeReport:
         clip_seconds=args.clip_seconds,
         echo_wait_seconds=args.echo_wait_seconds,
         expect_echo=args.expect_echo,
+        hold_seconds=args.hold_seconds,
     )
     try:
         await SmokeCall(target.signaling, report, settings).run()
@@ -431,11 +493,20 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--echo-wait-seconds", type=float, default=3.0, help="how long to listen for it after"
     )
     parser.add_argument("--step-timeout", type=float, default=30.0, help="bound on every step (default 30 s)")
+    parser.add_argument(
+        "--hold-seconds",
+        type=float,
+        default=0.0,
+        help="after the audio step, keep the call up this long, checking every 5 s that ICE stays connected "
+        "(and with --expect-echo that audio still comes back); try 600 to outlast the 300 s TURN credentials",
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)
     for name in ("clip_seconds", "echo_wait_seconds", "step_timeout"):
         if not 0 < getattr(args, name) <= 600:
             parser.error(f"--{name.replace('_', '-')} must be between 0 and 600")
+    if not 0 <= args.hold_seconds <= MAX_HOLD_SECONDS:
+        parser.error(f"--hold-seconds must be between 0 and {MAX_HOLD_SECONDS} (the session limit)")
     if args.url and not args.url.startswith(("http://", "https://")):
         parser.error(f"--url {args.url!r} must start with http:// or https://")
     return args

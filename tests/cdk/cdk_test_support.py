@@ -128,6 +128,10 @@ EXPLICIT_ACCOUNT_STAGES = {
 }
 
 
+# A stage with a pool of three KVS signaling channels (TURN capacity for about 75 concurrent calls).
+TURN_POOL_STAGES = {"pool": {"region": "us-west-2", "turnChannels": 3}}
+
+
 def cfn_lint_errors(templates: list[Path]) -> list[dict[str, Any]]:
     """cfn-lint's error-level findings for the templates; fails if cfn-lint itself could not run."""
     # cfn-lint has no `python -m` entry point; its console script sits next to the interpreter.

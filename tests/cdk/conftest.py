@@ -7,6 +7,7 @@ import pytest
 from cdk_test_support import (
     EXPLICIT_ACCOUNT_STAGES,
     STAGE_NAMES,
+    TURN_POOL_STAGES,
     SynthesizedStage,
     run_cdk,
     synthesize,
@@ -39,6 +40,12 @@ def explicit_account(web_client_dir: Path, tmp_path_factory: pytest.TempPathFact
     return synthesize(
         "acct", web_client_dir, tmp_path_factory.mktemp("synth_acct"), stages=EXPLICIT_ACCOUNT_STAGES
     )
+
+
+@pytest.fixture(scope="session")
+def turn_pool(web_client_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> SynthesizedStage:
+    """A stage with `turnChannels: 3`, synthesized once (cdk-nag runs and would raise on a finding)."""
+    return synthesize("pool", web_client_dir, tmp_path_factory.mktemp("synth_pool"), stages=TURN_POOL_STAGES)
 
 
 @pytest.fixture(scope="session")

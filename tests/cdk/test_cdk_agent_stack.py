@@ -7,7 +7,7 @@ import pytest
 from aws_cdk.assertions import Match
 from cdk_test_support import STAGE_NAMES, SynthesizedStage
 
-from cdk.web_hosting import content_security_policy
+from cdk.csp import content_security_policy
 
 AGENT_OUTPUTS = {
     "WebClientUrl",
@@ -17,6 +17,7 @@ AGENT_OUTPUTS = {
     "CreateUserCommand",
     "Region",
     "KvsChannelArn",
+    "KvsChannelArns",
 }
 # Actions that IAM cannot scope to a resource; only these may appear with Resource "*".
 RESOURCELESS_ACTIONS = {
@@ -158,6 +159,93 @@ def test_runtime_protocol_platform_lifecycle_and_environment(synthesized, stage_
             },
         },
     )
+
+
+# --- TURN capacity: a pool of signaling channels (stage key turnChannels) ---------------------------------
+
+
+def channel_ids_by_name(stage: SynthesizedStage) -> dict[str, str]:
+    return {
+        resource["Properties"]["Name"]: logical_id
+        for logical_id, resource in stage.agent.find_resources("AWS::KinesisVideo::SignalingChannel").items()
+    }
+
+
+def test_turn_channels_creates_that_many_single_master_channels(turn_pool) -> None:
+    channels = turn_pool.agent.find_resources("AWS::KinesisVideo::SignalingChannel")
+    assert sorted(c["Properties"]["Name"] for c in channels.values()) == [
+        "voice-agent-pool-turn",
+        "voice-agent-pool-turn-2",
+        "voice-agent-pool-turn-3",
+    ]
+    assert {c["Properties"]["Type"] for c in channels.values()} == {"SINGLE_MASTER"}
+
+
+def test_first_channel_of_a_pool_keeps_the_single_channel_logical_id(synthesized, turn_pool) -> None:
+    # Growing a stage's pool must not replace the channel that live calls use.
+    (single_id,) = channel_ids_by_name(synthesized["dev"]).values()
+    pool_ids = channel_ids_by_name(turn_pool)
+    assert pool_ids["voice-agent-pool-turn"] == single_id
+
+
+def test_runtime_may_use_every_channel_of_the_pool_and_nothing_else(turn_pool) -> None:
+    ids = channel_ids_by_name(turn_pool)
+    kvs = [
+        s
+        for s in runtime_policy_statements(turn_pool)
+        if any(a.startswith("kinesisvideo:") for a in as_list(s["Action"]))
+    ]
+    assert len(kvs) == 1, kvs
+    (statement,) = kvs
+    assert sorted(as_list(statement["Action"])) == [
+        "kinesisvideo:DescribeSignalingChannel",
+        "kinesisvideo:GetIceServerConfig",
+        "kinesisvideo:GetSignalingChannelEndpoint",
+    ]
+    resources = as_list(statement["Resource"])
+    assert len(resources) == 3
+    assert sorted(json.dumps(r) for r in resources) == sorted(
+        json.dumps({"Fn::GetAtt": [logical_id, "Arn"]}) for logical_id in ids.values()
+    )
+    kvs_anywhere = [
+        s
+        for s in statements(turn_pool.agent.find_resources("AWS::IAM::Policy"))
+        if any(a.startswith("kinesisvideo:") for a in as_list(s["Action"]))
+    ]
+    assert kvs_anywhere == kvs, "only the runtime role may fetch TURN credentials"
+
+
+def comma_joined_arns(ids: list[str]) -> dict[str, Any]:
+    parts: list[Any] = []
+    for logical_id in ids:
+        parts += [",", arn_of(logical_id)] if parts else [arn_of(logical_id)]
+    return {"Fn::Join": ["", parts]}
+
+
+def arn_of(logical_id: str) -> dict[str, Any]:
+    return {"Fn::GetAtt": [logical_id, "Arn"]}
+
+
+def test_runtime_gets_the_pool_as_a_comma_separated_arn_list(turn_pool) -> None:
+    ids = channel_ids_by_name(turn_pool)
+    ordered = [ids[f"voice-agent-pool-turn{suffix}"] for suffix in ("", "-2", "-3")]
+    _, runtime = only(turn_pool, "AWS::BedrockAgentCore::Runtime")
+    environment = runtime["Properties"]["EnvironmentVariables"]
+    assert environment["VOICE_AGENT_KVS_CHANNEL_ARN"] == comma_joined_arns(ordered)
+
+
+def test_pool_outputs_keep_the_first_channel_and_add_all_of_them(turn_pool) -> None:
+    ids = channel_ids_by_name(turn_pool)
+    ordered = [ids[f"voice-agent-pool-turn{suffix}"] for suffix in ("", "-2", "-3")]
+    outputs = turn_pool.agent.to_json()["Outputs"]
+    assert outputs["KvsChannelArn"]["Value"] == {"Fn::GetAtt": [ordered[0], "Arn"]}
+    assert outputs["KvsChannelArns"]["Value"] == comma_joined_arns(ordered)
+
+
+@pytest.mark.parametrize("stage_name", STAGE_NAMES)
+def test_one_channel_stages_output_the_same_arn_twice(synthesized, stage_name: str) -> None:
+    outputs = synthesized[stage_name].agent.to_json()["Outputs"]
+    assert outputs["KvsChannelArns"]["Value"] == outputs["KvsChannelArn"]["Value"]
 
 
 def test_stage_settings_reach_the_runtime(explicit_account) -> None:

@@ -97,6 +97,11 @@ def test_optional_settings_have_defaults() -> None:
         ({"systemPrompt": "x" * 2049}, "stages.dev.systemPrompt", ["2048"]),
         ({"regoin": "us-east-1"}, "stages.dev.regoin", ["allowed keys", "region"]),
         ({"allowLocalhostCallback": "yes"}, "stages.dev.allowLocalhostCallback", ["true or false"]),
+        ({"turnChannels": 0}, "stages.dev.turnChannels", ["from 1 to 20"]),
+        ({"turnChannels": 21}, "stages.dev.turnChannels", ["from 1 to 20"]),
+        ({"turnChannels": "3"}, "stages.dev.turnChannels", ["whole number"]),
+        ({"turnChannels": 2.0}, "stages.dev.turnChannels", ["whole number"]),
+        ({"turnChannels": True}, "stages.dev.turnChannels", ["whole number"]),
     ],
 )
 def test_bad_setting_names_key_and_allowed_values(changes: dict, key: str, allowed: list[str]) -> None:
@@ -106,6 +111,20 @@ def test_bad_setting_names_key_and_allowed_values(changes: dict, key: str, allow
     assert re.search(rf"\b{re.escape(key)} = ", message), message
     for value in allowed:
         assert value in message, message
+
+
+def test_turn_channels_default_to_one_and_accept_up_to_twenty() -> None:
+    assert load_stage(with_dev(turnChannels=None)).turn_channels == 1
+    assert load_stage(with_dev(turnChannels=20)).turn_channels == 20
+
+
+def test_turn_channels_whose_arns_outgrow_an_environment_value_are_refused() -> None:
+    # A 16-character stage name in a long region: 20 channel ARNs would not fit in 2048 characters.
+    stages = {"abcdefghijklmnop": {"region": "ap-southeast-2", "turnChannels": 20}}
+    with pytest.raises(StageConfigError) as error:
+        load_stage({"stages": stages, "stage": "abcdefghijklmnop"})
+    message = str(error.value)
+    assert "stages.abcdefghijklmnop.turnChannels = 20" in message and "2048" in message
 
 
 def test_unknown_stage_lists_the_stages() -> None:

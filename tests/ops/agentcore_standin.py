@@ -3,7 +3,9 @@
 It speaks InvokeAgentRuntime's real wire format (``POST /runtimes/<url-encoded ARN>/invocations
 ?qualifier=...`` with the session-id header and a SigV4 Authorization header, the agent's reply as the
 body) and forwards each payload to the agent's ``/invocations``, as the service does. Every request is
-recorded so tests can check session affinity and the order of actions.
+recorded so tests can check session affinity and the order of actions. ``fail_once`` makes the next request
+of an action fail the way AgentCore's own errors look (status, ``x-amzn-ErrorType``, ``{"message"}``)
+without reaching the agent.
 """
 
 from __future__ import annotations
@@ -29,11 +31,23 @@ class RecordedInvocation:
     action: str | None
 
 
+@dataclass(frozen=True)
+class ServiceError:
+    """An AgentCore REST-JSON error: HTTP status, error type (header) and message (body)."""
+
+    status: int
+    error_type: str
+    message: str
+
+
 @dataclass
 class AgentCoreStandIn:
     agent_url: str
     server: ThreadingHTTPServer | None = None
     invocations: list[RecordedInvocation] = field(default_factory=list)
+    # action -> the error its next request gets instead of reaching the agent (used up once answered).
+    fail_once: dict[str, ServiceError] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def url(self) -> str:
@@ -64,6 +78,11 @@ class AgentCoreStandIn:
                         action=action,
                     )
                 )
+                with standin.lock:
+                    failure = standin.fail_once.pop(action, None) if isinstance(action, str) else None
+                if failure is not None:
+                    self._reply(failure.status, {"message": failure.message}, error=failure.error_type)
+                    return
                 session_id = self.headers.get(SESSION_HEADER, "")
                 request = urllib.request.Request(
                     standin.agent_url + "/invocations",

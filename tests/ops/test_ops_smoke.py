@@ -4,6 +4,7 @@ InvokeAgentRuntime stand-in (the real boto3 client and wire format), and against
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -14,7 +15,7 @@ from typing import Any
 
 import boto3
 import pytest
-from agentcore_standin import AgentCoreStandIn
+from agentcore_standin import AgentCoreStandIn, ServiceError
 from botocore.stub import Stubber
 from ops_fakes import REGION
 from voice_agent_ops import smoke
@@ -130,6 +131,21 @@ def test_runtime_arn_call_goes_through_invoke_agent_runtime_with_one_session_id(
 
 
 @pytest.mark.usefixtures("fake_aws_credentials")
+def test_a_failed_offer_is_not_sent_again(
+    agentcore: AgentCoreStandIn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # An offer creates a call: botocore's implicit retry of a 5xx would create a second one.
+    agentcore.fail_once["offer"] = ServiceError(500, "InternalServerException", "the service failed")
+
+    code, report = run_smoke(capsys, "--runtime-arn", RUNTIME_ARN, "--endpoint-url", agentcore.url)
+
+    assert [i.action for i in agentcore.invocations] == ["ice_config", "offer"], report
+    assert code == 1
+    assert report["failed_step"] == "offer_answer"
+    assert "InternalServerException" in report["error"] and "the service failed" in report["error"]
+
+
+@pytest.mark.usefixtures("fake_aws_credentials")
 def test_stage_call_reads_the_runtime_arn_from_the_agent_stack(
     agentcore: AgentCoreStandIn, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -173,6 +189,84 @@ def test_agent_errors_are_reported_with_their_code(
     assert code == 1
     assert report["failed_step"] == "offer_answer"
     assert report["error"].startswith("HTTP 400 ")
+
+
+# --- --hold-seconds: a soak that keeps the call up and checks it -------------------------------------------
+
+HOLD_SECONDS = "2.5"
+
+
+def test_hold_keeps_the_call_up_and_checks_it(
+    direct_agent: AgentProcess, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, report = run_smoke(
+        capsys, "--url", direct_agent.url, "--expect-echo", "--hold-seconds", HOLD_SECONDS
+    )
+
+    assert code == 0, report
+    names = [step["name"] for step in report["steps"]]
+    assert names == [*ALL_STEPS[:-1], smoke.HOLD_STEP, "disconnect"]
+    hold = report["steps"][names.index(smoke.HOLD_STEP)]
+    assert hold["status"] == "ok"
+    assert hold["detail"].startswith(f"held {HOLD_SECONDS} s: ICE ")
+    assert "the tone came back at every check" in hold["detail"]
+    assert hold["seconds"] >= float(HOLD_SECONDS)
+
+
+def test_a_call_the_agent_drops_fails_at_hold_naming_the_second(
+    direct_agent: AgentProcess, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    audio_returned = smoke.SmokeCall._audio_returned
+
+    async def then_the_agent_drops_the_call(self: smoke.SmokeCall) -> None:
+        await audio_returned(self)
+        await self._signaling.request("disconnect", {"pc_id": self._pc_id})
+
+    monkeypatch.setattr(smoke.SmokeCall, "_audio_returned", then_the_agent_drops_the_call)
+    code, report = run_smoke(
+        capsys, "--url", direct_agent.url, "--expect-echo", "--hold-seconds", HOLD_SECONDS
+    )
+
+    assert code == 1
+    assert report["failed_step"] == smoke.HOLD_STEP
+    assert re.search(rf" at \d+\.\d s of the {HOLD_SECONDS} s hold", report["error"]), report["error"]
+
+
+def test_audio_that_stops_coming_back_fails_at_hold_naming_the_second(
+    direct_agent: AgentProcess, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # ICE stays up, but after the audio step nothing returned counts as heard (no level reaches 0 dBFS).
+    audio_returned = smoke.SmokeCall._audio_returned
+
+    async def then_the_echo_goes_quiet(self: smoke.SmokeCall) -> None:
+        await audio_returned(self)
+        self._meter.threshold_dbfs = 0.0
+
+    monkeypatch.setattr(smoke.SmokeCall, "_audio_returned", then_the_echo_goes_quiet)
+    code, report = run_smoke(
+        capsys, "--url", direct_agent.url, "--expect-echo", "--hold-seconds", HOLD_SECONDS
+    )
+
+    assert code == 1
+    assert report["failed_step"] == smoke.HOLD_STEP
+    assert re.match(
+        rf"audio stopped coming back at \d+\.\d s of the {HOLD_SECONDS} s hold", report["error"]
+    ), report["error"]
+    assert statuses(report)["disconnect"] == "ok"  # the call is still released
+
+
+def test_hold_without_a_hold_adds_no_step(
+    direct_agent: AgentProcess, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, report = run_smoke(capsys, "--url", direct_agent.url, "--hold-seconds", "0")
+    assert smoke.HOLD_STEP not in statuses(report)
+
+
+@pytest.mark.parametrize("seconds", ["-1", "28801", "soon"])
+def test_bad_hold_seconds_exit_2(seconds: str) -> None:
+    with pytest.raises(SystemExit) as exited:
+        smoke.main(["--url", "http://127.0.0.1:8080", "--hold-seconds", seconds])
+    assert exited.value.code == 2
 
 
 def test_bad_arguments_exit_2() -> None:

@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 import pytest
+from web_agentcore_standin import RUNTIME_CLIENT_ERROR
 from web_page_probes import (
     selected_candidate_pair,
     wait_for_call_up,
@@ -81,6 +82,42 @@ def test_a_dropped_offer_is_retried_on_a_new_session(
     page.shot("connected-after-retry")
     page.click("#hang-up")
     wait_for_state(page, "ended")
+
+
+def test_a_runtime_client_error_is_retried_on_a_new_session(
+    open_page: Any, cloud_site: Any, agentcore_standin: Any
+) -> None:
+    """A failing container reaches the browser as AgentCore's 424 RuntimeClientError, not as a 5xx."""
+    agentcore_standin.behaviour.offer_errors = [RUNTIME_CLIENT_ERROR]
+    cloud_site.config = cloud_config(agentcore_standin.url)
+    page = open_page(cloud_site.url, init_script=inject_test_credentials_script())
+    wait_for_state(page, "ready")
+    page.click("#connect")
+    wait_for_call_up(page)
+    assert "Connecting… (attempt 2 of 3)" in page.evaluate("window.__stateLog")
+
+    calls = [(c.action, c.session_id, c.status) for c in agentcore_standin.behaviour.invocations]
+    assert [action for action, _, _ in calls[:4]] == ["ice_config", "offer", "ice_config", "offer"]
+    assert calls[1][2] == 424 and calls[3][2] == 200
+    assert calls[1][1] == calls[0][1] and calls[3][1] == calls[2][1]
+    assert calls[0][1] != calls[2][1], "the retry must use a new runtime session id (a new microVM)"
+    page.click("#hang-up")
+    wait_for_state(page, "ended")
+
+
+def test_runtime_client_errors_on_every_attempt_end_with_a_readable_message(
+    open_page: Any, cloud_site: Any, agentcore_standin: Any
+) -> None:
+    agentcore_standin.behaviour.offer_errors = [RUNTIME_CLIENT_ERROR] * 3
+    cloud_site.config = cloud_config(agentcore_standin.url)
+    page = open_page(cloud_site.url, init_script=inject_test_credentials_script())
+    wait_for_state(page, "ready")
+    page.click("#connect")
+    wait_for_state(page, "failed")
+    assert page.text_content("#error") == "The voice agent failed to answer. Please try again in a moment."
+    offers = [c for c in agentcore_standin.behaviour.invocations if c.action == "offer"]
+    assert len(offers) == 3 and len({c.session_id for c in offers}) == 3
+    page.shot("runtime-client-error")
 
 
 def test_an_agent_error_body_is_shown_as_a_readable_message(

@@ -2,28 +2,22 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 from web_page_probes import wait_for_call_up, wait_for_state
-from web_support import REPO, TEST_REGION, cloud_config, inject_test_credentials_script
+from web_support import TEST_REGION, cloud_config, inject_test_credentials_script
+
+from cdk.csp import content_security_policy
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="session")
 def production_csp() -> Any:
-    """`content_security_policy(region, extra_connect_sources=...)` from the CDK app (starts jsii once)."""
-    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
-    import sys
-
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))
-    from cdk.web_hosting import content_security_policy
-
+    """`content_security_policy(region, extra_connect_sources=...)` from the CDK app (cdk/csp.py)."""
     return content_security_policy
 
 

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from web_support import REPO
+from web_support import REPO, load_local_up
 
+from cdk.csp import content_security_policy
 from tests.support.ports import free_port
 
 SCRIPT = REPO / "scripts" / "local_up.py"
@@ -125,3 +126,33 @@ def test_local_up_explains_a_missing_build(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert "build the web client first" in result.stderr
+
+
+def directives(policy: str) -> dict[str, list[str]]:
+    return {part.split()[0]: part.split()[1:] for part in policy.split("; ")}
+
+
+def test_local_csp_is_the_production_csp_plus_the_local_agent() -> None:
+    agent_url = "http://127.0.0.1:8080"
+    local = directives(load_local_up().local_content_security_policy(agent_url))
+    production = directives(content_security_policy("us-east-1"))
+
+    assert local["connect-src"] == [*production["connect-src"], agent_url]
+    assert {k: v for k, v in local.items() if k != "connect-src"} == {
+        k: v for k, v in production.items() if k != "connect-src"
+    }
+
+
+def test_local_up_builds_its_csp_without_importing_aws_cdk() -> None:
+    # `make up` must start fast: the CSP comes from cdk/csp.py, not from the CDK app (jsii, ~1 s+).
+    probe = (
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('local_up', {str(SCRIPT)!r})\n"
+        "module = importlib.util.module_from_spec(spec)\n"
+        "spec.loader.exec_module(module)\n"
+        "assert 'http://127.0.0.1:8080' in module.local_content_security_policy('http://127.0.0.1:8080')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('aws_cdk', 'jsii', 'constructs')))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -35,6 +35,24 @@ class RecordedInvocation:
     body: Any = None
 
 
+@dataclass(frozen=True)
+class ServiceError:
+    """One of AgentCore's own REST-JSON errors: status, x-amzn-errortype and a body {"message": ...}.
+
+    A container that fails comes back as 424 RuntimeClientError, not as the container's status."""
+
+    status: int
+    error_type: str
+    message: str
+
+
+RUNTIME_CLIENT_ERROR = ServiceError(
+    424,
+    "RuntimeClientError",
+    "Received error (500) from runtime. Please check your CloudWatch logs for more information.",
+)
+
+
 @dataclass
 class StandinBehaviour:
     """What the stand-in does; tests change it between calls."""
@@ -46,6 +64,8 @@ class StandinBehaviour:
     drop_offers: int = 0
     # When set, offers are answered with this (status, JSON body) instead of being forwarded.
     offer_reply: tuple[int, dict[str, object]] | None = None
+    # The next offers get these service errors, one each, without reaching the agent.
+    offer_errors: list[ServiceError] = field(default_factory=list)
     # When set, ice_config answers pass through this before they reach the browser.
     rewrite_ice_config: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     invocations: list[RecordedInvocation] = field(default_factory=list)
@@ -56,6 +76,7 @@ class StandinBehaviour:
             self.invocations.clear()
             self.drop_offers = 0
             self.offer_reply = None
+            self.offer_errors = []
             self.rewrite_ice_config = None
 
 
@@ -166,6 +187,11 @@ class StandinHandler(BaseHTTPRequestHandler):
             drop = action == "offer" and behaviour.drop_offers > 0
             if drop:
                 behaviour.drop_offers -= 1
+            service_error = (
+                behaviour.offer_errors.pop(0)
+                if action == "offer" and behaviour.offer_errors and not record.problems
+                else None
+            )
         if drop:
             # Swallow the offer: never forward it, never answer, until the client gives up and closes.
             # (Resetting the socket instead would be retried by the browser itself, unseen by the client.)
@@ -183,6 +209,14 @@ class StandinHandler(BaseHTTPRequestHandler):
             error_type = "InvalidSignatureException" if signature_problems else "AccessDeniedException"
             message = "; ".join(record.problems)
             self._reply(403, json.dumps({"message": message}).encode(), {"x-amzn-errortype": error_type})
+            return
+        if service_error is not None:
+            record.status = service_error.status
+            self._reply(
+                service_error.status,
+                json.dumps({"message": service_error.message}).encode(),
+                {"x-amzn-errortype": service_error.error_type},
+            )
             return
         if action == "offer" and behaviour.offer_reply is not None:
             record.status, reply = behaviour.offer_reply

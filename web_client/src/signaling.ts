@@ -42,8 +42,25 @@ function agentErrorMessage(body: unknown): { code?: string; message?: string } {
   return {};
 }
 
+/** For a reply from the agent itself: its 4xx mean a bad request, which a new attempt repeats. */
 function isRetryableStatus(status: number): boolean {
   return status >= 500 || status === 429 || status === 408;
+}
+
+/**
+ * AgentCore's own errors (REST-JSON: error type in x-amzn-errortype, a body with "message") that a new
+ * attempt on a new session may not meet. A container that fails or answers badly surfaces as HTTP 424
+ * RuntimeClientError (Failed Dependency), not as the container's own status.
+ */
+const RETRYABLE_SERVICE_ERRORS = new Set([
+  "RuntimeClientError", "InternalServerException", "ThrottlingException", "RetryableConflictException",
+  "ServiceUnavailableException",
+]);
+const FAILED_DEPENDENCY = 424;
+
+function isRetryableServiceError(name: string | undefined, status: number): boolean {
+  return (name !== undefined && RETRYABLE_SERVICE_ERRORS.has(name)) ||
+    status === FAILED_DEPENDENCY || isRetryableStatus(status);
 }
 
 /** Local mode: the agent's own HTTP endpoint, no authentication. */
@@ -196,6 +213,7 @@ export function toSignalingError(error: unknown): SignalingError {
       "Your session has expired. Please sign in again.", "expired_session", false, status);
   }
   // The agent's JSON error body ({"error": {...}}) is copied onto the SDK error by the deserializer.
+  // Its 4xx stay final: the agent has judged the request itself.
   const agent = agentErrorMessage(e);
   if (agent.message) {
     return new SignalingError(agent.message, agent.code ?? "agent_error",
@@ -209,7 +227,13 @@ export function toSignalingError(error: unknown): SignalingError {
     return new SignalingError(
       "You are not allowed to call this agent. Try signing in again.", "forbidden", false, status);
   }
+  if (e?.name === "RuntimeClientError" || status === FAILED_DEPENDENCY) {
+    // AgentCore's message names logs the user cannot see; say what happened instead.
+    return new SignalingError(
+      "The voice agent failed to answer. Please try again in a moment.",
+      e?.name ?? `http_${status}`, true, status);
+  }
   return new SignalingError(
     e?.message && e.message !== "UnknownError" ? e.message : `The agent service answered HTTP ${status}.`,
-    e?.name ?? `http_${status}`, isRetryableStatus(status), status);
+    e?.name ?? `http_${status}`, isRetryableServiceError(e?.name, status), status);
 }
