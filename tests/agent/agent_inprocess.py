@@ -17,10 +17,8 @@ from tests.support.ports import free_port
 
 
 @contextlib.asynccontextmanager
-async def serve_in_process(
-    settings: Settings | None = None, *, voice: Voice | None = None
-) -> AsyncIterator[tuple[str, FastAPI]]:
-    app = create_app(settings or Settings(), voice=voice)
+async def serve_app(app: FastAPI) -> AsyncIterator[str]:
+    """Serve an app built by the test; yields its base URL."""
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
     task = asyncio.create_task(server.serve())
@@ -29,7 +27,16 @@ async def serve_in_process(
             if task.done():
                 task.result()
             await asyncio.sleep(0.02)
-        yield f"http://127.0.0.1:{port}", app
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 30)
+
+
+@contextlib.asynccontextmanager
+async def serve_in_process(
+    settings: Settings | None = None, *, voice: Voice | None = None
+) -> AsyncIterator[tuple[str, FastAPI]]:
+    app = create_app(settings or Settings(), voice=voice)
+    async with serve_app(app) as url:
+        yield url, app

@@ -8,17 +8,15 @@ events from botocore's Stubber. With metrics off, nothing is written.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import uvicorn
 from agent_calls import burst_caller, wait_for_call_end
+from agent_inprocess import serve_app
 from aws_sdk_bedrock_runtime.models import ModelTimeoutException
-from fastapi import FastAPI
 from nova_sonic_fakes import FakeBedrock, FakeClock, RecordingOutput, wait_until
 from test_agent_kvs_ice import CHANNEL, REGION, StubbedKvs
 from test_agent_kvs_ice import FakeClock as KvsClock
@@ -32,7 +30,6 @@ from voice_agent.voices.base import VoiceOutput, VoiceSession
 from voice_agent.voices.nova_sonic import NovaSonicConfig, NovaSonicVoice
 
 from tests.support.agent_process import AgentProcess
-from tests.support.ports import free_port
 from tests.support.rtc_client import RtcCaller, SignalingError
 
 pytestmark = pytest.mark.timeout(120)
@@ -150,22 +147,6 @@ def test_the_metrics_switch_has_a_flag_and_an_environment_variable() -> None:
 # -- in-process: capacity failures, barge-ins, live-call seconds -----------------------------------
 
 
-@contextlib.asynccontextmanager
-async def serve(app: FastAPI) -> AsyncIterator[str]:
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
-    task = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.02)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 30)
-
-
 class BargingEcho:
     """A voice whose caller 'interrupts' it on every 10th frame: barge-ins through the real call."""
 
@@ -200,7 +181,7 @@ async def test_barge_ins_and_an_offer_refused_at_capacity_are_counted() -> None:
         voice=BargingEcho(),
         metrics=EmfMetrics(stage="inproc", stream=stream),
     )
-    async with serve(app) as url:
+    async with serve_app(app) as url:
         first = RtcCaller(url)
         second = RtcCaller(url)
         try:
@@ -229,7 +210,7 @@ async def test_barge_ins_and_an_offer_refused_at_capacity_are_counted() -> None:
 async def test_bad_input_is_not_a_call_and_writes_no_record() -> None:
     stream = io.StringIO()
     app = create_app(Settings(), metrics=EmfMetrics(stage="inproc", stream=stream))
-    async with serve(app) as url:
+    async with serve_app(app) as url:
         caller = RtcCaller(url)
         try:
             status, body = await caller.invoke("offer", {"sdp": "v=0\r\n", "type": "offer"}, check=False)
@@ -243,7 +224,7 @@ async def test_a_live_call_reports_its_seconds_while_it_lasts(monkeypatch: pytes
     monkeypatch.setattr("voice_agent.calls.LIVE_REPORT_SECONDS", 0.3)
     stream = io.StringIO()
     app = create_app(Settings(stage="inproc"), metrics=EmfMetrics(stage="inproc", stream=stream))
-    async with serve(app) as url:
+    async with serve_app(app) as url:
         caller = RtcCaller(url)
         try:
             await caller.connect()

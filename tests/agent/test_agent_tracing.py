@@ -6,14 +6,9 @@ exporter keeps spans in memory; the provider is injected, no global OpenTelemetr
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
-
 import pytest
-import uvicorn
+from agent_inprocess import serve_app
 from aiortc import RTCPeerConnection
-from fastapi import FastAPI
 from nova_sonic_fakes import wait_until
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -25,26 +20,9 @@ from voice_agent.cli import build_parser
 from voice_agent.settings import Settings, SettingsError
 from voice_agent.tracing import create_tracer
 
-from tests.support.ports import free_port
 from tests.support.rtc_client import RtcCaller
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@contextlib.asynccontextmanager
-async def serve(app: FastAPI) -> AsyncIterator[str]:
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
-    task = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.02)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 30)
 
 
 @pytest.fixture
@@ -67,7 +45,7 @@ async def test_a_call_produces_a_span_per_action_and_per_phase(
     exporter: InMemorySpanExporter, provider: TracerProvider
 ) -> None:
     app = create_app(Settings(), tracer_provider=provider)
-    async with serve(app) as url:
+    async with serve_app(app) as url:
         caller = RtcCaller(url)
         try:
             await caller.connect(trickle=True)  # ice_config, offer, then ice_candidate requests
@@ -110,7 +88,7 @@ async def test_a_refused_request_is_an_error_span_with_its_code(
     exporter: InMemorySpanExporter, provider: TracerProvider
 ) -> None:
     app = create_app(Settings(), tracer_provider=provider)
-    async with serve(app) as url:
+    async with serve_app(app) as url:
         caller = RtcCaller(url)
         try:
             status, _ = await caller.invoke("disconnect", {"pc_id": "no-such-call"}, check=False)
@@ -127,7 +105,7 @@ async def test_a_call_that_never_connects_ends_its_phases_as_errors(
     exporter: InMemorySpanExporter, provider: TracerProvider
 ) -> None:
     app = create_app(Settings(audio_timeout_seconds=1.0), tracer_provider=provider)
-    async with serve(app) as url:
+    async with serve_app(app) as url:
         caller = RtcCaller(url)
         offerer = RTCPeerConnection()
         try:
