@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from opentelemetry.trace import TracerProvider
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from voice_agent import aiortc_fixes
 from voice_agent.calls import CallError, CallRegistry
 from voice_agent.ice import IceProvider, create_ice_provider
 from voice_agent.logs import log_event
@@ -58,6 +59,7 @@ def create_app(
     tracer_provider: TracerProvider | None = None,
 ) -> FastAPI:
     """``metrics`` and ``tracer_provider`` default to what ``settings`` asks for (tests inject their own)."""
+    aiortc_fixes.install()
     metrics = metrics if metrics is not None else create_metrics(settings.metrics, stage=settings.stage)
     tracer = create_tracer(settings.traces, tracer_provider)
     voice = voice if voice is not None else create_voice(settings, metrics=metrics)
