@@ -1,25 +1,38 @@
-"""A measured fix to aiortc 1.16, applied when the app is created.
+"""Two measured fixes to aiortc 1.16 / aioice 0.13, applied when the app is created.
 
-aiortc's RTP sender computes every outgoing audio frame's level (RFC 6465) in pure Python, one
-``struct`` unpack per sample: 93 us per 20 ms frame at 48 kHz, 0.0046 CPU-s per call-second, about
-8% of the agent's whole budget. The same arithmetic on a NumPy view of the frame takes about 11 us
-and returns the same value (tests/agent/test_agent_aiortc_fixes.py compares the two). aiortc looks
-the function up on its ``rtp`` module for every frame, so replacing it there is enough. If aiortc
-ever renames it, nothing is replaced and aiortc's own version keeps working.
+1. **Audio level.** aiortc's RTP sender computes every outgoing audio frame's level (RFC 6465) in
+   pure Python, one ``struct`` unpack per sample: 93 us per 20 ms frame at 48 kHz, 0.0046 CPU-s per
+   call-second, about 8% of the agent's budget. The same arithmetic on a NumPy view of the frame
+   takes about 3 us and returns the same value. aiortc looks the function up on its ``rtp`` module
+   for every frame, so replacing it there is enough.
+2. **Triggered checks.** RFC 8445 section 7.3.1.4: a connectivity check that arrives on a pair whose
+   own check is in progress cancels that transaction and sends a new check at once. aioice leaves
+   the pair to its retransmission timer (500 ms). Through TURN that timer is what every call waits
+   for: the agent's first check reaches the browser's allocation before the browser, which only now
+   receives the answer, has a permission for the agent, so it is dropped. The browser's own check
+   proves the path is open, so the agent checks again then, once per pair.
+
+Both are replacements of module attributes that aiortc and aioice look up at call time. ``install``
+checks that what it replaces exists; if a later aiortc or aioice renames it, nothing is replaced and
+the libraries' own behaviour stays (tests/agent/test_agent_aiortc_fixes.py pins both).
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import av
 import numpy as np
+from aioice.ice import CandidatePair, Connection
 from aiortc import rtp
 
 MAX_SAMPLE_VALUE = 32767
 MIN_AUDIO_LEVEL = -127
 AIORTC_COMPUTE_AUDIO_LEVEL_DBOV = rtp.compute_audio_level_dbov
 """aiortc's own version, kept so tests can compare the two."""
+AIOICE_CHECK_INCOMING = Connection.check_incoming
+"""aioice's own handler of incoming checks, which the triggered-check fix wraps."""
 
 
 def compute_audio_level_dbov(frame: av.AudioFrame) -> int:
@@ -32,9 +45,37 @@ def compute_audio_level_dbov(frame: av.AudioFrame) -> int:
     return round(min(max(20 * math.log10(rms), MIN_AUDIO_LEVEL), 0))
 
 
+def check_incoming(self: Connection, message: Any, addr: tuple[str, int], protocol: Any) -> None:
+    """aioice's handling of an incoming check, then the triggered check it leaves out."""
+    AIOICE_CHECK_INCOMING(self, message, addr, protocol)
+    remote = next(
+        (c for c in self._remote_candidates if c._network_host == addr[0] and c.port == addr[1]), None
+    )
+    pair = self._find_pair(protocol, remote) if remote is not None else None
+    if (
+        pair is None
+        or pair.state != CandidatePair.State.IN_PROGRESS
+        or pair.task is None
+        or getattr(pair, "retriggered", False)
+    ):
+        return
+    pair.retriggered = True
+    # Cancelling the check's task ends its STUN transaction (and its retransmission timer).
+    pair.task.cancel()
+    pair.task = None
+    self.check_start_task(pair)
+
+
 def install() -> bool:
-    """Replace aiortc's audio-level function; True if it was there to replace. Idempotent."""
-    if not callable(getattr(rtp, "compute_audio_level_dbov", None)):
-        return False
-    rtp.compute_audio_level_dbov = compute_audio_level_dbov
-    return True
+    """Apply both fixes; True if both had something to replace. Idempotent."""
+    replaced = True
+    if callable(getattr(rtp, "compute_audio_level_dbov", None)):
+        rtp.compute_audio_level_dbov = compute_audio_level_dbov
+    else:
+        replaced = False
+    used = ("check_incoming", "check_start_task", "_find_pair")
+    if all(callable(getattr(Connection, name, None)) for name in used):
+        Connection.check_incoming = check_incoming
+    else:
+        replaced = False
+    return replaced

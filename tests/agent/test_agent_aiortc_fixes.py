@@ -1,9 +1,15 @@
-"""The faster audio-level function returns exactly what aiortc's own does, and aiortc uses it."""
+"""The aiortc/aioice fixes: the same audio levels as aiortc's own, faster; and the triggered check
+that aioice leaves out, once per pair."""
+
+import asyncio
+from types import SimpleNamespace
 
 import aiortc.rtcrtpsender
 import av
 import numpy as np
 import pytest
+from aioice import Candidate, stun
+from aioice.ice import CandidatePair, Connection
 from aiortc import rtp
 from voice_agent import aiortc_fixes
 
@@ -47,3 +53,70 @@ def test_install_replaces_the_function_aiortcs_sender_calls() -> None:
     assert aiortc.rtcrtpsender.rtp is rtp
     assert rtp.compute_audio_level_dbov is aiortc_fixes.compute_audio_level_dbov
     assert aiortc_fixes.install() is True  # idempotent
+
+
+class RecordingConnection(Connection):
+    """aioice's Connection with check_start_task recorded instead of sending STUN."""
+
+    def __init__(self) -> None:
+        super().__init__(ice_controlling=False, components=1)
+        self.started: list[CandidatePair] = []
+
+    def check_start_task(self, pair: CandidatePair) -> None:
+        self.started.append(pair)
+
+
+async def test_an_incoming_check_retriggers_an_in_progress_check_once() -> None:
+    connection = RecordingConnection()
+    local = Candidate(
+        foundation="l", component=1, transport="udp", priority=1, host="10.0.0.1", port=4000, type="relay"
+    )
+    remote = Candidate(
+        foundation="r", component=1, transport="udp", priority=1, host="10.0.0.2", port=5000, type="relay"
+    )
+    protocol = SimpleNamespace(local_candidate=local)
+    connection._remote_candidates.append(remote)
+    pair = CandidatePair(protocol, remote)
+    pair.state = CandidatePair.State.IN_PROGRESS
+    waiting_for_retransmit = asyncio.create_task(asyncio.sleep(10))
+    pair.task = waiting_for_retransmit
+    connection._check_list.append(pair)
+    check = stun.Message(message_method=stun.Method.BINDING, message_class=stun.Class.REQUEST)
+    check.attributes["PRIORITY"] = 1
+
+    aiortc_fixes.check_incoming(connection, check, ("10.0.0.2", 5000), protocol)
+    await asyncio.sleep(0)
+    assert waiting_for_retransmit.cancelled()
+    assert connection.started == [pair]
+
+    # Once per pair: a second incoming check leaves the new check alone.
+    pair.task = asyncio.create_task(asyncio.sleep(10))
+    aiortc_fixes.check_incoming(connection, check, ("10.0.0.2", 5000), protocol)
+    assert connection.started == [pair]
+    pair.task.cancel()
+
+
+async def test_a_check_on_a_pair_that_already_succeeded_changes_nothing() -> None:
+    connection = RecordingConnection()
+    local = Candidate(
+        foundation="l", component=1, transport="udp", priority=1, host="10.0.0.1", port=4000, type="host"
+    )
+    remote = Candidate(
+        foundation="r", component=1, transport="udp", priority=1, host="10.0.0.2", port=5000, type="host"
+    )
+    protocol = SimpleNamespace(local_candidate=local)
+    connection._remote_candidates.append(remote)
+    pair = CandidatePair(protocol, remote)
+    pair.state = CandidatePair.State.SUCCEEDED
+    connection._check_list.append(pair)
+    check = stun.Message(message_method=stun.Method.BINDING, message_class=stun.Class.REQUEST)
+    check.attributes["PRIORITY"] = 1
+
+    aiortc_fixes.check_incoming(connection, check, ("10.0.0.2", 5000), protocol)
+    assert connection.started == []
+
+
+def test_install_replaces_aioices_incoming_check_handler() -> None:
+    assert aiortc_fixes.install() is True
+    assert Connection.check_incoming is aiortc_fixes.check_incoming
+    assert aiortc_fixes.AIOICE_CHECK_INCOMING is not aiortc_fixes.check_incoming
