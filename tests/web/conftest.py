@@ -149,9 +149,17 @@ def open_page(
     """
     contexts: list[Any] = []
 
-    def open_(url: str, *, viewport: dict[str, int] | None = None, init_script: str | None = None) -> Any:
+    def open_(
+        url: str,
+        *,
+        viewport: dict[str, int] | None = None,
+        init_script: str | None = None,
+        before_load: Callable[[Any], None] | None = None,
+    ) -> Any:
         context = browser.new_context(viewport=viewport or {"width": 900, "height": 760})
         contexts.append(context)
+        if before_load is not None:
+            before_load(context)  # e.g. routes that must see the page's first requests
         context.add_init_script(PAGE_INSTRUMENTATION)
         if init_script:
             context.add_init_script(init_script)

@@ -210,3 +210,30 @@ def test_a_bad_config_json_is_reported_in_plain_words(
     wait_for_state(page, "failed")
     assert page.text_content("#error") == message
     assert page.is_disabled("#connect")
+
+
+@pytest.mark.parametrize(
+    ("expires_in", "expected"), [(31, ["ice_config", "ice_config", "offer"]), (300, ["ice_config", "offer"])]
+)
+def test_a_warm_ice_config_is_used_only_while_its_credentials_have_life_left(
+    open_page: Any, local_site: Any, echo_agent: str, expires_in: int, expected: list[str]
+) -> None:
+    # The agent says how long its TURN credentials live (KVS: 300 s); the client keeps 30 s for the
+    # call itself, so an ice_config with 31 s left is stale after one second and fetched again.
+    def with_expiry(route: Any) -> None:
+        if '"ice_config"' not in (route.request.post_data or ""):
+            route.continue_()
+            return
+        response = route.fetch()
+        route.fulfill(response=response, json={**response.json(), "expiresIn": expires_in})
+
+    local_site.config = local_up.local_config(echo_agent)
+    local_site.headers = {"Content-Security-Policy": local_up.local_content_security_policy(echo_agent)}
+    page = open_page(local_site.url, before_load=lambda context: context.route("**/invocations", with_expiry))
+    wait_for_state(page, "ready")
+    assert wait_until(lambda: [i.action for i in page.invocations] == ["ice_config"], timeout_s=10)
+    time.sleep(1.5)
+    connect(page)
+    assert [i.action for i in page.invocations] == expected
+    page.click("#hang-up")
+    wait_for_state(page, "ended")

@@ -46,7 +46,12 @@ export const DEFAULT_TIMINGS: CallTimings = {
 interface IceConfig {
   iceServers: RTCIceServer[];
   iceTransportPolicy?: RTCIceTransportPolicy;
+  /** Seconds until the TURN credentials expire (KVS), when the agent knows. */
+  expiresIn?: number;
 }
+
+/** Keep this much of the credentials' life for the call itself to allocate its relays. */
+const CREDENTIAL_MARGIN_MS = 30_000;
 
 interface WarmSession {
   sessionId: string;
@@ -95,7 +100,7 @@ export class VoiceCall {
 
   /** Fetch ice_config for the next call's session: warms the runtime and saves a request later. */
   warmUp(): Promise<WarmSession> {
-    const fresh = this.warm && Date.now() - this.warm.fetchedAt < this.timings.iceConfigMaxAgeMs;
+    const fresh = this.warm && Date.now() - this.warm.fetchedAt < this.usableForMs(this.warm.iceConfig);
     if (fresh) return Promise.resolve(this.warm!);
     if (!this.warming) {
       const sessionId = newRuntimeSessionId();
@@ -174,6 +179,13 @@ export class VoiceCall {
     if (attempt?.pcId) this.signaling.invokeOnUnload("disconnect", { pc_id: attempt.pcId }, attempt.sessionId);
     if (attempt) this.closeAttempt(attempt);
     this.stopMicrophone();
+  }
+
+  /** How long a fetched ice_config may be used: the configured age, or less if its credentials say so. */
+  private usableForMs(iceConfig: IceConfig): number {
+    const maxAge = this.timings.iceConfigMaxAgeMs;
+    if (typeof iceConfig.expiresIn !== "number") return maxAge;
+    return Math.min(maxAge, iceConfig.expiresIn * 1000 - CREDENTIAL_MARGIN_MS);
   }
 
   private async fetchIceConfig(sessionId: string): Promise<IceConfig> {
