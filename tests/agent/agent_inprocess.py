@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
 from voice_agent.app import create_app
 from voice_agent.settings import Settings
-from voice_agent.voices.base import Voice
+from voice_agent.voices.base import Voice, VoiceOutput
 
 from tests.support.ports import free_port
 
@@ -40,3 +41,19 @@ async def serve_in_process(
     app = create_app(settings or Settings(), voice=voice)
     async with serve_app(app) as url:
         yield url, app
+
+
+class RecordingVoice:
+    """A test voice: each call gets ``session_type(output)``, and the voice keeps every session."""
+
+    paced_by_caller = False
+
+    def __init__(self, session_type: Callable[[VoiceOutput], Any], *, name: str = "scripted") -> None:
+        self.name = name
+        self._session_type = session_type
+        self.sessions: list[Any] = []
+
+    def open_session(self, *, call_id: str, output: VoiceOutput) -> Any:
+        session = self._session_type(output)
+        self.sessions.append(session)
+        return session

@@ -55,64 +55,59 @@ def test_install_replaces_the_function_aiortcs_sender_calls() -> None:
     assert aiortc_fixes.install() is True  # idempotent
 
 
-class RecordingConnection(Connection):
-    """aioice's Connection with check_start_task recorded instead of sending STUN."""
+REMOTE_ADDR = ("10.0.0.2", 5000)
 
-    def __init__(self) -> None:
+
+class RecordingConnection(Connection):
+    """aioice's Connection with one candidate pair, and check_start_task recorded instead of sending
+    STUN."""
+
+    def __init__(self, state: CandidatePair.State) -> None:
         super().__init__(ice_controlling=False, components=1)
         self.started: list[CandidatePair] = []
+        local = Candidate(
+            foundation="l", component=1, transport="udp", priority=1, host="10.0.0.1", port=4000, type="relay"
+        )
+        remote = Candidate(
+            foundation="r", component=1, transport="udp", priority=1, host=REMOTE_ADDR[0],
+            port=REMOTE_ADDR[1], type="relay",
+        )  # fmt: skip
+        self.protocol = SimpleNamespace(local_candidate=local)
+        self._remote_candidates.append(remote)
+        self.pair = CandidatePair(self.protocol, remote)
+        self.pair.state = state
+        self._check_list.append(self.pair)
 
     def check_start_task(self, pair: CandidatePair) -> None:
         self.started.append(pair)
 
+    def receive_check(self) -> None:
+        check = stun.Message(message_method=stun.Method.BINDING, message_class=stun.Class.REQUEST)
+        check.attributes["PRIORITY"] = 1
+        aiortc_fixes.check_incoming(self, check, REMOTE_ADDR, self.protocol)
+
 
 async def test_an_incoming_check_retriggers_an_in_progress_check_once() -> None:
-    connection = RecordingConnection()
-    local = Candidate(
-        foundation="l", component=1, transport="udp", priority=1, host="10.0.0.1", port=4000, type="relay"
-    )
-    remote = Candidate(
-        foundation="r", component=1, transport="udp", priority=1, host="10.0.0.2", port=5000, type="relay"
-    )
-    protocol = SimpleNamespace(local_candidate=local)
-    connection._remote_candidates.append(remote)
-    pair = CandidatePair(protocol, remote)
-    pair.state = CandidatePair.State.IN_PROGRESS
+    connection = RecordingConnection(CandidatePair.State.IN_PROGRESS)
+    pair = connection.pair
     waiting_for_retransmit = asyncio.create_task(asyncio.sleep(10))
     pair.task = waiting_for_retransmit
-    connection._check_list.append(pair)
-    check = stun.Message(message_method=stun.Method.BINDING, message_class=stun.Class.REQUEST)
-    check.attributes["PRIORITY"] = 1
 
-    aiortc_fixes.check_incoming(connection, check, ("10.0.0.2", 5000), protocol)
+    connection.receive_check()
     await asyncio.sleep(0)
     assert waiting_for_retransmit.cancelled()
     assert connection.started == [pair]
 
     # Once per pair: a second incoming check leaves the new check alone.
     pair.task = asyncio.create_task(asyncio.sleep(10))
-    aiortc_fixes.check_incoming(connection, check, ("10.0.0.2", 5000), protocol)
+    connection.receive_check()
     assert connection.started == [pair]
     pair.task.cancel()
 
 
 async def test_a_check_on_a_pair_that_already_succeeded_changes_nothing() -> None:
-    connection = RecordingConnection()
-    local = Candidate(
-        foundation="l", component=1, transport="udp", priority=1, host="10.0.0.1", port=4000, type="host"
-    )
-    remote = Candidate(
-        foundation="r", component=1, transport="udp", priority=1, host="10.0.0.2", port=5000, type="host"
-    )
-    protocol = SimpleNamespace(local_candidate=local)
-    connection._remote_candidates.append(remote)
-    pair = CandidatePair(protocol, remote)
-    pair.state = CandidatePair.State.SUCCEEDED
-    connection._check_list.append(pair)
-    check = stun.Message(message_method=stun.Method.BINDING, message_class=stun.Class.REQUEST)
-    check.attributes["PRIORITY"] = 1
-
-    aiortc_fixes.check_incoming(connection, check, ("10.0.0.2", 5000), protocol)
+    connection = RecordingConnection(CandidatePair.State.SUCCEEDED)
+    connection.receive_check()
     assert connection.started == []
 
 

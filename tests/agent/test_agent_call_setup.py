@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from agent_inprocess import serve_in_process
+from agent_inprocess import RecordingVoice, serve_in_process
 from aiortc import RTCPeerConnection
 from nova_sonic_fakes import wait_until
 from opentelemetry.sdk.trace import TracerProvider
@@ -48,21 +48,8 @@ class EndsWhileNegotiatingSession:
         self.closed = True
 
 
-class EndsWhileNegotiatingVoice:
-    name = "ends-while-negotiating"
-    paced_by_caller = False
-
-    def __init__(self) -> None:
-        self.sessions: list[EndsWhileNegotiatingSession] = []
-
-    def open_session(self, *, call_id: str, output: VoiceOutput) -> EndsWhileNegotiatingSession:
-        session = EndsWhileNegotiatingSession(output)
-        self.sessions.append(session)
-        return session
-
-
 async def test_a_call_that_ends_during_negotiation_is_refused_and_not_registered() -> None:
-    voice = EndsWhileNegotiatingVoice()
+    voice = RecordingVoice(EndsWhileNegotiatingSession, name="ends-while-negotiating")
     async with serve_in_process(voice=voice) as (url, app):
         caller = RtcCaller(url)
         try:

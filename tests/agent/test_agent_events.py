@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from agent_inprocess import serve_in_process
+from agent_inprocess import RecordingVoice, serve_in_process
 from nova_sonic_fakes import wait_until
 from voice_agent.calls import Call
 from voice_agent.voices.base import VoiceOutput, error_event, transcript_event
@@ -62,21 +62,8 @@ class ScriptedSession:
             self.task.cancel()
 
 
-class ScriptedVoice:
-    name = "scripted"
-    paced_by_caller = False
-
-    def __init__(self) -> None:
-        self.sessions: list[ScriptedSession] = []
-
-    def open_session(self, *, call_id: str, output: VoiceOutput) -> ScriptedSession:
-        session = ScriptedSession(output)
-        self.sessions.append(session)
-        return session
-
-
 async def test_state_transcript_and_error_events_reach_the_browser_and_barge_in_stops_audio() -> None:
-    voice = ScriptedVoice()
+    voice = RecordingVoice(ScriptedSession)
     async with serve_in_process(voice=voice) as (url, _):
         caller = RtcCaller(url)
         try:
@@ -115,15 +102,8 @@ class BrokenSession(ScriptedSession):
         raise ConnectionError("model stream refused")
 
 
-class BrokenVoice(ScriptedVoice):
-    def open_session(self, *, call_id: str, output: VoiceOutput) -> ScriptedSession:
-        session = BrokenSession(output)
-        self.sessions.append(session)
-        return session
-
-
 async def test_a_voice_that_cannot_start_fails_the_offer_with_503_and_leaves_nothing_behind() -> None:
-    voice = BrokenVoice()
+    voice = RecordingVoice(BrokenSession)
     async with serve_in_process(voice=voice) as (url, app):
         caller = RtcCaller(url)
         try:
