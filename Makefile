@@ -16,12 +16,17 @@ RUNTIME_NAME ?= $(shell $(PY) -c "import json; print(json.load(open('cdk.json'))
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 CDK := npx --no-install cdk
 
-.PHONY: help setup web up synth test lint bench deploy deploy-pipeline destroy smoke clean
+.PHONY: help setup deps system-packages web up synth test lint bench deploy deploy-pipeline destroy smoke clean
 
 help:  ## List the commands
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-setup: $(VENV)/.installed node_modules/.installed web_client/node_modules/.installed  ## Create .venv and install pinned Python and npm dependencies
+setup: system-packages deps  ## Everything the tests need: Debian's coturn and chromium, then `make deps`
+
+deps: $(VENV)/.installed node_modules/.installed web_client/node_modules/.installed  ## Create .venv and install the pinned Python and npm dependencies
+
+system-packages:  ## Install Debian's coturn and chromium when missing (as root or with passwordless sudo)
+	@scripts/system-packages.sh
 
 $(VENV)/.installed: requirements.txt runtime_image/requirements.txt runtime_image/constraints.txt \
 		runtime_image/pyproject.toml ops/pyproject.toml
@@ -41,7 +46,7 @@ web_client/node_modules/.installed: web_client/package.json web_client/package-l
 	npm --prefix web_client ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-web: setup  ## Build the browser client into web_client/dist
+web: deps  ## Build the browser client into web_client/dist
 	npm --prefix web_client run build
 
 up: web  ## Run the agent and web client locally (http://localhost:7860; VOICE=nova-sonic for the model)
@@ -64,17 +69,17 @@ test: setup  ## Run every test suite
 bench: setup  ## Measure the agent: latency, CPU, memory, start-up (table + bench/results/latest.json)
 	$(PY) -m bench $(BENCH_ARGS)
 
-lint: setup  ## Static checks: ruff on the Python code, tsc on the web client
+lint: deps  ## Static checks: ruff on the Python code, tsc on the web client
 	$(VENV)/bin/ruff check .
 	npm --prefix web_client run check
 
 deploy: web  ## Deploy STAGE (default dev) into the current AWS account
 	$(CDK) deploy 'voice-agent-$(STAGE)/*' -c stage=$(STAGE) --require-approval broadening
 
-destroy: setup  ## Destroy STAGE: agent stack, its log groups, then the network stack (WAIT=1 waits for AgentCore)
+destroy: deps  ## Destroy STAGE: agent stack, its log groups, then the network stack (WAIT=1 waits for AgentCore)
 	$(VENV)/bin/voice-agent-destroy --stage $(STAGE) $(if $(REGION),--region $(REGION)) $(if $(RUNTIME_NAME),--runtime-name $(RUNTIME_NAME)) $(if $(WAIT),--wait $(if $(MAX_WAIT),--max-wait-minutes $(MAX_WAIT)))
 
-smoke: setup  ## One timed WebRTC call to STAGE's deployed agent (URL=... for a local one; HOLD=600 soaks it)
+smoke: deps  ## One timed WebRTC call to STAGE's deployed agent (URL=... for a local one; HOLD=600 soaks it)
 	$(VENV)/bin/voice-agent-smoke $(if $(URL),--url $(URL),--stage $(STAGE) $(if $(REGION),--region $(REGION))) $(if $(HOLD),--hold-seconds $(HOLD))
 
 clean:  ## Remove build output (keeps .venv and node_modules)

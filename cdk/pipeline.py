@@ -218,12 +218,13 @@ def synth_commands() -> list[str]:
     return [
         # CodePipeline's source archive may drop executable bits; the Makefile runs this script directly.
         "chmod +x scripts/*.sh",
-        # `make setup`: .venv from a Python 3.12+ interpreter, pinned Python and npm dependencies.
-        "make setup",
+        # `make deps`: .venv from a Python 3.12+ interpreter, pinned Python and npm dependencies (the
+        # tests that need coturn or chromium do not run here, so `make setup`'s apt step is not needed).
+        "make deps",
         "npm --prefix web_client ci",
         "npm --prefix web_client run build",
         f'.venv/bin/pytest -m "{UNIT_TEST_MARKERS}"',
-        # The pinned CLI from package.json, installed by `make setup`.
+        # The pinned CLI from package.json, installed by `make deps`.
         "npx --no-install cdk synth --quiet -c pipeline=1",
     ]
 

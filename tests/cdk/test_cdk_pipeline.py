@@ -145,7 +145,7 @@ def test_synth_step_installs_builds_the_web_client_runs_the_unit_tests_then_synt
     (synth,) = synthesized_pipeline.stage("Build")["Actions"]
     commands = all_commands(synthesized_pipeline.buildspec(synth))
     expected_in_order = [
-        "make setup",
+        "make deps",
         "npm --prefix web_client ci",
         "npm --prefix web_client run build",
         '.venv/bin/pytest -m "not browser and not turn"',
@@ -163,7 +163,7 @@ def test_synth_runs_on_python_3_12_and_node_22(synthesized_pipeline) -> None:
 
 def test_pipeline_uses_the_cdk_cli_pinned_in_package_json(synthesized_pipeline) -> None:
     assert pinned_cli_version() == PINNED_CLI
-    # The synth step runs the CLI that `make setup` installed from package.json ...
+    # The synth step runs the CLI that `make deps` installed from package.json ...
     (synth,) = synthesized_pipeline.stage("Build")["Actions"]
     assert any(
         c.startswith("npx --no-install cdk ") for c in all_commands(synthesized_pipeline.buildspec(synth))

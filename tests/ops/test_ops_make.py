@@ -20,9 +20,9 @@ def make_command(tmp_path: Path, stages: dict[str, dict[str, object]], target: s
     (tmp_path / "Makefile").symlink_to(REPO / "Makefile")
     (tmp_path / ".venv").symlink_to(REPO / ".venv")
     (tmp_path / "cdk.json").write_text(json.dumps({"context": {"stages": stages}}))
-    # -o setup: take the set-up as done (this checkout has no requirements files to install from).
+    # -o deps: take the set-up as done (this checkout has no requirements files to install from).
     result = subprocess.run(
-        ["make", "--no-print-directory", "-n", "-o", "setup", target, *args],
+        ["make", "--no-print-directory", "-n", "-o", "deps", target, *args],
         cwd=tmp_path,
         capture_output=True,
         text=True,
