@@ -2,12 +2,14 @@
 
 Order: read the runtime id from the agent stack, delete the agent stack, delete the log groups the
 AgentCore service created for that runtime (CloudFormation does not know them), then delete the network
-stack, but only once AgentCore has released its ``agentic_ai`` network interfaces in the VPC. Those
-interfaces outlive a deleted runtime by up to 8 hours and cannot be detached; deleting the subnets or the
-security group before then fails with DependencyViolation and leaves the stack DELETE_FAILED. So this
-command never starts that delete early: it waits (``--wait``, bounded, with progress) or stops with exit
-code 75 (EX_TEMPFAIL) and the exact command to run later. Every step is idempotent, so running it again
-continues where it stopped; a stack left DELETE_FAILED by an earlier attempt is deleted again.
+stack, but only once AgentCore has released its network interfaces in the VPC: those of type
+``agentic_ai`` and any in the runtime's security group, so that a new name for the interface type cannot
+make the delete start early. Those interfaces outlive a deleted runtime by up to 8 hours and cannot be
+detached; deleting the subnets or the security group before then fails with DependencyViolation and
+leaves the stack DELETE_FAILED. So this command never starts that delete early: it waits (``--wait``,
+bounded, with progress) or stops with exit code 75 (EX_TEMPFAIL) and the exact command to run later.
+Every step is idempotent, so running it again continues where it stopped; a stack left DELETE_FAILED by
+an earlier attempt is deleted again.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ EXIT_FAILED = 1
 EXIT_BLOCKED_BY_INTERFACES = os.EX_TEMPFAIL  # 75: "try again later", distinct from a failure
 
 AGENTIC_INTERFACE_TYPE = "agentic_ai"
+# The network stack's security group for the runtime (cdk/network.py); CDK appends a hash to the id.
+RUNTIME_SECURITY_GROUP_LOGICAL_ID = "RuntimeSecurityGroup"
 # The service writes each endpoint's logs to /aws/bedrock-agentcore/runtimes/<runtimeId>-<endpointName>
 # (aws-cdk-lib 2.275.0, aws-bedrockagentcore/lib/runtime/runtime-base.js, `applicationLogGroup`).
 RUNTIME_LOG_GROUP_PREFIX = "/aws/bedrock-agentcore/runtimes/"
@@ -81,10 +85,19 @@ class DestroyOptions:
 
 
 @dataclass(frozen=True)
+class RuntimeNetwork:
+    """Where AgentCore places the runtime's interfaces: the network stack's VPC and security group."""
+
+    vpc_id: str
+    security_group_id: str
+
+
+@dataclass(frozen=True)
 class AgenticInterface:
     """One network interface AgentCore placed in the VPC."""
 
     interface_id: str
+    interface_type: str
     subnet_id: str
     status: str
     attached_at: datetime | None
@@ -163,37 +176,59 @@ class StageDestroyer:
             self._say(f"{name}: already gone. Nothing is left of stage {self._options.stage}.")
             return EXIT_OK
         if stack.status != "DELETE_IN_PROGRESS":
-            vpc_id = stack.outputs.get("VpcId")
-            if not vpc_id:
-                raise OpsError(
-                    f"{name} has no VpcId output, so its AgentCore network interfaces cannot be checked; "
-                    "deleting it blind could leave it DELETE_FAILED. Deploy the current network stack or "
-                    "delete it once its VPC has no interfaces of type agentic_ai."
-                )
-            interfaces = self._agentic_interfaces(vpc_id)
+            network = self._runtime_network(stack)
+            interfaces = self._agentic_interfaces(network)
             if interfaces:
-                self._explain_blocked(stack, vpc_id, interfaces, runtime_deleted_at)
+                self._explain_blocked(stack, network, interfaces, runtime_deleted_at)
                 if self._options.wait_for_interfaces:
-                    interfaces = self._wait_for_release(vpc_id)
+                    interfaces = self._wait_for_release(network)
                 if interfaces:
                     self._explain_how_to_continue(len(interfaces))
                     return EXIT_BLOCKED_BY_INTERFACES
-                self._say(f"AgentCore released every interface in {vpc_id}.")
+                self._say(f"AgentCore released every interface in {network.vpc_id}.")
         self._delete_stack_and_wait(stack)
         self._say(f"Stage {self._options.stage} is destroyed: nothing is left behind.")
         return EXIT_OK
 
-    def _agentic_interfaces(self, vpc_id: str) -> list[AgenticInterface]:
-        filters = [
-            {"Name": "vpc-id", "Values": [vpc_id]},
-            {"Name": "interface-type", "Values": [AGENTIC_INTERFACE_TYPE]},
+    def _runtime_network(self, stack: StackInfo) -> RuntimeNetwork:
+        """The VPC (an output) and the runtime's security group (a resource) of the network stack."""
+        blind = (
+            "so its AgentCore network interfaces cannot be checked; deleting it blind could leave it "
+            "DELETE_FAILED. Deploy the current network stack, or delete it once its VPC has no interfaces "
+            f"of type {AGENTIC_INTERFACE_TYPE} or in the runtime's security group."
+        )
+        vpc_id = stack.outputs.get("VpcId")
+        if not vpc_id:
+            raise OpsError(f"{stack.name} has no VpcId output, {blind}")
+        groups = [
+            resource["PhysicalResourceId"]
+            for page in self._cfn.get_paginator("list_stack_resources").paginate(StackName=stack.stack_id)
+            for resource in page.get("StackResourceSummaries", [])
+            if resource["ResourceType"] == "AWS::EC2::SecurityGroup"
+            and resource["LogicalResourceId"].startswith(RUNTIME_SECURITY_GROUP_LOGICAL_ID)
+            and resource.get("PhysicalResourceId")
         ]
+        if len(groups) != 1:
+            raise OpsError(
+                f"{stack.name} has no single {RUNTIME_SECURITY_GROUP_LOGICAL_ID} security group among its "
+                f"resources ({len(groups)} found), {blind}"
+            )
+        return RuntimeNetwork(vpc_id=vpc_id, security_group_id=groups[0])
+
+    def _agentic_interfaces(self, network: RuntimeNetwork) -> list[AgenticInterface]:
+        """Every interface in the VPC that is AgentCore's by its type or by the runtime's security group."""
+        filters = [{"Name": "vpc-id", "Values": [network.vpc_id]}]
         found = []
         for page in self._ec2.get_paginator("describe_network_interfaces").paginate(Filters=filters):
             for eni in page.get("NetworkInterfaces", []):
+                interface_type = eni.get("InterfaceType", "?")
+                groups = {group.get("GroupId") for group in eni.get("Groups", [])}
+                if interface_type != AGENTIC_INTERFACE_TYPE and network.security_group_id not in groups:
+                    continue  # e.g. the NAT gateways', which the stack deletes itself
                 found.append(
                     AgenticInterface(
                         interface_id=eni["NetworkInterfaceId"],
+                        interface_type=interface_type,
                         subnet_id=eni.get("SubnetId", "?"),
                         status=eni.get("Status", "?"),
                         attached_at=eni.get("Attachment", {}).get("AttachTime"),
@@ -202,7 +237,7 @@ class StageDestroyer:
                 )
         return found
 
-    def _wait_for_release(self, vpc_id: str) -> list[AgenticInterface]:
+    def _wait_for_release(self, network: RuntimeNetwork) -> list[AgenticInterface]:
         """Poll until the interfaces are gone or the bounded wait ends; returns what remains."""
         started = self._clock.now()
         limit = self._options.max_wait
@@ -212,7 +247,7 @@ class StageDestroyer:
         )
         while True:
             self._clock.sleep(self._options.interface_poll_seconds)
-            remaining = self._agentic_interfaces(vpc_id)
+            remaining = self._agentic_interfaces(network)
             waited = self._clock.now() - started
             if not remaining:
                 self._say(f"  [{_clock_time(self._clock.now())}] all released after {_duration(waited)}")
@@ -228,7 +263,7 @@ class StageDestroyer:
     def _explain_blocked(
         self,
         stack: StackInfo,
-        vpc_id: str,
+        network: RuntimeNetwork,
         interfaces: Sequence[AgenticInterface],
         runtime_deleted_at: datetime | None,
     ) -> None:
@@ -241,7 +276,8 @@ class StageDestroyer:
         )
         self._say(
             f"\nThe network stack {stack.name} cannot be deleted yet: Amazon Bedrock AgentCore still holds "
-            f"{count} of type {AGENTIC_INTERFACE_TYPE} in its VPC {vpc_id}. AWS keeps these for up to "
+            f"{count} in its VPC {network.vpc_id} (of type {AGENTIC_INTERFACE_TYPE} or in the runtime's "
+            f"security group {network.security_group_id}). AWS keeps these for up to "
             f"{INTERFACE_RELEASE_HOURS} hours after a runtime is deleted and lets nobody detach or delete "
             "them; deleting the subnets and security group now would fail with DependencyViolation and "
             f"leave the stack DELETE_FAILED, so this command has not started that delete.{release} "
@@ -254,7 +290,10 @@ class StageDestroyer:
                 if eni.attached_at
                 else "attach time unknown"
             )
-            self._say(f"  {eni.interface_id}  {eni.subnet_id}  {eni.status:<9} {since}  {eni.description}")
+            self._say(
+                f"  {eni.interface_id}  {eni.interface_type}  {eni.subnet_id}  {eni.status:<9} {since}  "
+                f"{eni.description}"
+            )
         self._say("")
 
     def _explain_how_to_continue(self, remaining: int) -> None:

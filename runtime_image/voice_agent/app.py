@@ -27,6 +27,19 @@ from voice_agent.voices.base import Voice
 logger = logging.getLogger(__name__)
 
 SESSION_HEADER = "x-amzn-bedrock-agentcore-runtime-session-id"
+# What the browser's AWS SDK (@aws-sdk/client-bedrock-agentcore) sends on a signed InvokeAgentRuntime
+# request, as chromium asks for it in the preflight. AgentCore may pass that preflight to the container.
+SIGNED_REQUEST_HEADERS = (
+    "authorization",
+    "content-type",
+    "x-amz-date",
+    "x-amz-security-token",
+    "x-amz-user-agent",
+    "x-amz-content-sha256",
+    "amz-sdk-invocation-id",
+    "amz-sdk-request",
+    SESSION_HEADER,
+)
 
 
 def error_response(status: int, code: str, message: str) -> JSONResponse:
@@ -103,7 +116,7 @@ def create_app(
         CORSMiddleware,
         allow_origins=list(settings.cors_origins),
         allow_methods=["GET", "POST", "OPTIONS"],
-        allow_headers=["content-type", "authorization", SESSION_HEADER],
+        allow_headers=list(SIGNED_REQUEST_HEADERS),
     )
 
     @app.exception_handler(CallError)

@@ -1,5 +1,6 @@
-"""voice-agent-destroy against botocore Stubbers: the clean path, waiting for AgentCore's interfaces,
-giving up with the exact command, idempotence and retries. A fake clock makes hours take microseconds."""
+"""voice-agent-destroy against botocore Stubbers: the clean path, waiting for AgentCore's interfaces
+(found by type and by the runtime's security group), giving up with the exact command, idempotence and
+retries. A fake clock makes hours take microseconds."""
 
 from __future__ import annotations
 
@@ -22,10 +23,8 @@ AGENT_STACK_ID = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{AGENT_STACK}
 NETWORK_STACK_ID = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{NETWORK_STACK}/2222"
 LOG_PREFIX = f"/aws/bedrock-agentcore/runtimes/{RUNTIME_ID}-"
 RUNTIME_NAME_PREFIX = "/aws/bedrock-agentcore/runtimes/voice_agent_dev-"
-ENI_FILTERS = [
-    {"Name": "vpc-id", "Values": [VPC_ID]},
-    {"Name": "interface-type", "Values": ["agentic_ai"]},
-]
+RUNTIME_SG = "sg-0runtime0000000001"
+ENI_FILTERS = [{"Name": "vpc-id", "Values": [VPC_ID]}]
 
 
 def stack(
@@ -56,16 +55,39 @@ AGENT_OUTPUTS = {
 NETWORK_OUTPUTS = {"VpcId": VPC_ID}
 
 
-def interface(eni_id: str, attached: datetime) -> dict[str, Any]:
+def interface(
+    eni_id: str,
+    attached: datetime,
+    *,
+    interface_type: str = "agentic_ai",
+    security_groups: tuple[str, ...] = (RUNTIME_SG,),
+) -> dict[str, Any]:
     return {
         "NetworkInterfaceId": eni_id,
         "SubnetId": "subnet-0aaa",
         "VpcId": VPC_ID,
         "Status": "in-use",
-        "InterfaceType": "agentic_ai",
+        "InterfaceType": interface_type,
+        "Groups": [{"GroupId": group, "GroupName": f"group-{group}"} for group in security_groups],
         "Description": "Bedrock AgentCore runtime network interface",
         "Attachment": {"AttachTime": attached, "Status": "attached", "InstanceOwnerId": "amazon-aws"},
     }
+
+
+def stack_resource(logical_id: str, resource_type: str, physical_id: str) -> dict[str, Any]:
+    return {
+        "LogicalResourceId": logical_id,
+        "PhysicalResourceId": physical_id,
+        "ResourceType": resource_type,
+        "LastUpdatedTimestamp": datetime(2026, 11, 20, tzinfo=UTC),
+        "ResourceStatus": "CREATE_COMPLETE",
+    }
+
+
+NETWORK_RESOURCES = [
+    stack_resource("Vpc8378EB38", "AWS::EC2::VPC", VPC_ID),
+    stack_resource("RuntimeSecurityGroup228FFEFC", "AWS::EC2::SecurityGroup", RUNTIME_SG),
+]
 
 
 def expect_missing(aws: StubbedAws, name: str) -> None:
@@ -113,11 +135,20 @@ def expect_agent_stack_gone(aws: StubbedAws, leftover_log_groups: list[str] | No
     expect_log_groups(aws, leftover_log_groups or [], prefix=RUNTIME_NAME_PREFIX)
 
 
-def expect_network_stack(aws: StubbedAws, status: str = "CREATE_COMPLETE") -> None:
+def expect_network_stack(
+    aws: StubbedAws, status: str = "CREATE_COMPLETE", resources: list[dict[str, Any]] = NETWORK_RESOURCES
+) -> None:
     aws.cfn.add_response(
         "describe_stacks",
         stack(NETWORK_STACK, NETWORK_STACK_ID, status, NETWORK_OUTPUTS),
         {"StackName": NETWORK_STACK},
+    )
+    expect_network_resources(aws, resources)
+
+
+def expect_network_resources(aws: StubbedAws, resources: list[dict[str, Any]] = NETWORK_RESOURCES) -> None:
+    aws.cfn.add_response(
+        "list_stack_resources", {"StackResourceSummaries": resources}, {"StackName": NETWORK_STACK_ID}
     )
 
 
@@ -248,6 +279,51 @@ def test_stacks_already_gone_is_success_and_leftover_runtime_logs_are_still_foun
     assert f"Deleted log group {leftover}" in out
 
 
+def test_an_interface_of_another_type_in_the_runtime_security_group_still_blocks(
+    stubbed_aws: StubbedAws, clock: FakeClock
+) -> None:
+    expect_agent_stack_gone(stubbed_aws)
+    expect_network_stack(stubbed_aws)
+    expect_interfaces(stubbed_aws, [interface("eni-0new", clock.now(), interface_type="agentcore")])
+
+    code, out = run(stubbed_aws, clock)
+
+    assert code == 75
+    assert_all_calls_made(stubbed_aws)
+    assert "eni-0new  agentcore" in out and RUNTIME_SG in out
+
+
+def test_an_agentic_ai_interface_outside_the_runtime_security_group_still_blocks(
+    stubbed_aws: StubbedAws, clock: FakeClock
+) -> None:
+    expect_agent_stack_gone(stubbed_aws)
+    expect_network_stack(stubbed_aws)
+    expect_interfaces(stubbed_aws, [interface("eni-0aaa", clock.now(), security_groups=("sg-0other",))])
+
+    code, out = run(stubbed_aws, clock)
+
+    assert code == 75
+    assert_all_calls_made(stubbed_aws)
+    assert "eni-0aaa  agentic_ai" in out
+
+
+def test_interfaces_neither_agentic_ai_nor_in_the_runtime_security_group_do_not_block(
+    stubbed_aws: StubbedAws, clock: FakeClock
+) -> None:
+    """The NAT gateways' interfaces are the network stack's own: deleting it removes them."""
+    nat = interface("eni-0nat", clock.now(), interface_type="nat_gateway", security_groups=())
+    expect_agent_stack_gone(stubbed_aws)
+    expect_network_stack(stubbed_aws)
+    expect_interfaces(stubbed_aws, [nat])
+    expect_network_stack_deleted(stubbed_aws)
+
+    code, out = run(stubbed_aws, clock)
+
+    assert code == 0
+    assert_all_calls_made(stubbed_aws)
+    assert "eni-0nat" not in out
+
+
 def test_network_stack_left_delete_failed_is_retried_once_interfaces_are_gone(
     stubbed_aws: StubbedAws, clock: FakeClock
 ) -> None:
@@ -326,6 +402,16 @@ def test_network_stack_without_vpc_output_is_not_deleted_blind(
         run(stubbed_aws, clock)
 
 
+def test_network_stack_without_the_runtime_security_group_is_not_deleted_blind(
+    stubbed_aws: StubbedAws, clock: FakeClock
+) -> None:
+    expect_agent_stack_gone(stubbed_aws)
+    expect_network_stack(stubbed_aws, resources=NETWORK_RESOURCES[:1])  # only the VPC
+
+    with pytest.raises(OpsError, match="no single RuntimeSecurityGroup security group"):
+        run(stubbed_aws, clock)
+
+
 def test_termination_protected_stack_is_not_deleted_and_the_fix_is_named(
     stubbed_aws: StubbedAws, clock: FakeClock
 ) -> None:
@@ -335,6 +421,7 @@ def test_termination_protected_stack_is_not_deleted_and_the_fix_is_named(
         stack(NETWORK_STACK, NETWORK_STACK_ID, "CREATE_COMPLETE", NETWORK_OUTPUTS, protected=True),
         {"StackName": NETWORK_STACK},
     )
+    expect_network_resources(stubbed_aws)
     expect_interfaces(stubbed_aws, [])
 
     with pytest.raises(OpsError) as failure:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from web_agentcore_standin import StandinBehaviour, StandinServer
+from web_agentcore_standin import PREFLIGHT_MODES, Preflights, StandinBehaviour, StandinServer
 from web_page_probes import record_invocations
 from web_site import WebSite
 from web_support import RESULTS, TEST_CREDENTIALS, TEST_REGION, TEST_RUNTIME_ARN, WEB_CLIENT
@@ -202,9 +202,13 @@ def echo_agent(echo_agent_process: AgentProcess) -> str:
 
 
 @pytest.fixture(scope="session")
-def relay_agent(turn_server: TurnServer, local_site: WebSite) -> Iterator[str]:
-    """The agent as in the cloud: relay only, TURN credentials handed to the browser by ice_config."""
-    env = {**turn_server.ice_server_env(), "VOICE_AGENT_CORS_ORIGINS": local_site.url}
+def relay_agent(turn_server: TurnServer, local_site: WebSite, cloud_site: WebSite) -> Iterator[str]:
+    """The agent as in the cloud: relay only, TURN credentials handed to the browser by ice_config,
+    both sites' origins allowed (as the deployed agent allows its CloudFront origin)."""
+    env = {
+        **turn_server.ice_server_env(),
+        "VOICE_AGENT_CORS_ORIGINS": f"{local_site.url},{cloud_site.url}",
+    }
     with AgentProcess.start(voice="echo", ice_servers="static", relay_only=True, env=env) as agent:
         yield agent.url
 
@@ -216,13 +220,11 @@ def cloud_site(test_dist: Path) -> Iterator[WebSite]:
     site.stop()
 
 
-@pytest.fixture(scope="session")
-def agentcore_standin_server(relay_agent: str) -> Iterator[StandinServer]:
-    """The AgentCore data plane stand-in, in front of the relay-only agent (as in the cloud)."""
+def serve_standin(agent_url: str, preflights: Preflights) -> Iterator[StandinServer]:
     behaviour = StandinBehaviour(
         runtime_arn=TEST_RUNTIME_ARN, region=TEST_REGION, credentials=TEST_CREDENTIALS
     )
-    server = StandinServer(agent_url=relay_agent, behaviour=behaviour)
+    server = StandinServer(agent_url=agent_url, behaviour=behaviour, preflights=preflights)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server
@@ -230,7 +232,30 @@ def agentcore_standin_server(relay_agent: str) -> Iterator[StandinServer]:
     server.server_close()
 
 
+@pytest.fixture(scope="session")
+def agentcore_standin_server(relay_agent: str) -> Iterator[StandinServer]:
+    """The AgentCore data plane stand-in, in front of the relay-only agent (as in the cloud); it
+    answers CORS preflights itself."""
+    yield from serve_standin(relay_agent, "standin")
+
+
 @pytest.fixture
 def agentcore_standin(agentcore_standin_server: StandinServer) -> StandinServer:
     agentcore_standin_server.behaviour.reset()
     return agentcore_standin_server
+
+
+@pytest.fixture(scope="session", params=PREFLIGHT_MODES, ids=lambda mode: f"{mode}-answers-preflight")
+def cloud_standin_server(request: pytest.FixtureRequest, relay_agent: str) -> Iterator[StandinServer]:
+    """The stand-in in each way AgentCore may treat a preflight: answered by itself, or forwarded to
+    the agent, whose CORS middleware then decides."""
+    if request.param == "standin":
+        yield request.getfixturevalue("agentcore_standin_server")
+    else:
+        yield from serve_standin(relay_agent, request.param)
+
+
+@pytest.fixture
+def cloud_standin(cloud_standin_server: StandinServer) -> StandinServer:
+    cloud_standin_server.behaviour.reset()
+    return cloud_standin_server

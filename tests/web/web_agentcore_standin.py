@@ -4,6 +4,10 @@ It speaks the real wire format of InvokeAgentRuntime as the browser SDK sends it
 (POST /runtimes/<url-encoded ARN>/invocations?qualifier=DEFAULT, SigV4, the session-id header, CORS),
 verifies the SigV4 signature with botocore against the test credentials, then forwards the payload
 to a real agent's /invocations and relays its status and body, as AgentCore does.
+
+Whether AgentCore answers a browser's CORS preflight itself or passes it to the container is not
+documented, so the stand-in does either (``Preflights``): it answers every preflight itself, or it
+forwards each one to the agent and relays the agent's CORS headers on the requests it forwards.
 """
 
 from __future__ import annotations
@@ -16,13 +20,26 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Literal
 
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 SESSION_HEADER = "X-Amzn-Bedrock-AgentCore-Runtime-Session-Id"
+
+# Who answers a browser's preflight: the stand-in itself, or the agent behind it.
+Preflights = Literal["standin", "agent"]
+PREFLIGHT_MODES: tuple[Preflights, ...] = ("standin", "agent")
+
+
+@dataclass
+class RecordedPreflight:
+    """One OPTIONS request as the browser sent it."""
+
+    origin: str | None
+    requested_method: str | None
+    requested_headers: list[str]
 
 
 @dataclass
@@ -69,11 +86,13 @@ class StandinBehaviour:
     # When set, ice_config answers pass through this before they reach the browser.
     rewrite_ice_config: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     invocations: list[RecordedInvocation] = field(default_factory=list)
+    preflights: list[RecordedPreflight] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def reset(self) -> None:
         with self.lock:
             self.invocations.clear()
+            self.preflights.clear()
             self.drop_offers = 0
             self.offer_reply = None
             self.offer_errors = []
@@ -119,6 +138,22 @@ def verify_sigv4(
     return problems
 
 
+@dataclass(frozen=True)
+class ForwardedReply:
+    status: int
+    body: bytes
+    cors: dict[str, str]
+
+
+def cors_headers(headers: Any) -> dict[str, str]:
+    """The CORS part of an agent's response: what the browser judges the request by."""
+    return {
+        name: value
+        for name, value in headers.items()
+        if name.lower().startswith("access-control-") or name.lower() == "vary"
+    }
+
+
 class StandinHandler(BaseHTTPRequestHandler):
     server: StandinServer
     protocol_version = "HTTP/1.1"
@@ -134,21 +169,65 @@ class StandinHandler(BaseHTTPRequestHandler):
         )
         self.send_header("Access-Control-Max-Age", "600")
 
-    def _reply(self, status: int, body: bytes, extra: dict[str, str] | None = None) -> None:
+    def _reply(
+        self,
+        status: int,
+        body: bytes,
+        extra: dict[str, str] | None = None,
+        agent_cors: dict[str, str] | None = None,
+    ) -> None:
+        """``agent_cors``: the agent's own CORS headers, relayed instead of the stand-in's."""
         self.send_response(status)
-        self._cors()
+        if agent_cors is None:
+            self._cors()
+        else:
+            self._send_headers(agent_cors)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
-        for name, value in (extra or {}).items():
-            self.send_header(name, value)
+        self._send_headers(extra or {})
         self.end_headers()
         self.wfile.write(body)
 
+    def _send_headers(self, headers: dict[str, str]) -> None:
+        for name, value in headers.items():
+            self.send_header(name, value)
+
+    def _forward(self, method: str, body: bytes | None, headers: dict[str, str]) -> ForwardedReply:
+        request = urllib.request.Request(
+            f"{self.server.agent_url}/invocations", data=body, headers=headers, method=method
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return ForwardedReply(response.status, response.read(), cors_headers(response.headers))
+        except urllib.error.HTTPError as error:
+            return ForwardedReply(error.code, error.read(), cors_headers(error.headers))
+
     def do_OPTIONS(self) -> None:
-        self.send_response(204)
-        self._cors()
-        self.send_header("Content-Length", "0")
+        requested = self.headers.get("Access-Control-Request-Headers", "")
+        record = RecordedPreflight(
+            origin=self.headers.get("Origin"),
+            requested_method=self.headers.get("Access-Control-Request-Method"),
+            requested_headers=[h.strip().lower() for h in requested.split(",") if h.strip()],
+        )
+        with self.server.behaviour.lock:
+            self.server.behaviour.preflights.append(record)
+        if self.server.preflights == "standin":
+            self.send_response(204)
+            self._cors()
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        preflight_headers = {
+            name: value
+            for name in ("Origin", "Access-Control-Request-Method", "Access-Control-Request-Headers")
+            if (value := self.headers.get(name)) is not None
+        }
+        reply = self._forward("OPTIONS", None, preflight_headers)
+        self.send_response(reply.status)
+        self._send_headers(reply.cors)
+        self.send_header("Content-Length", str(len(reply.body)))
         self.end_headers()
+        self.wfile.write(reply.body)
 
     def do_POST(self) -> None:
         behaviour = self.server.behaviour
@@ -222,22 +301,22 @@ class StandinHandler(BaseHTTPRequestHandler):
             record.status, reply = behaviour.offer_reply
             self._reply(record.status, json.dumps(reply).encode())
             return
-        forward = urllib.request.Request(
-            f"{self.server.agent_url}/invocations",
-            data=body,
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
-        try:
-            with urllib.request.urlopen(forward, timeout=60) as response:
-                status, answer = response.status, response.read()
-        except urllib.error.HTTPError as error:
-            status, answer = error.code, error.read()
-        record.status = status
-        if action == "ice_config" and status == 200 and behaviour.rewrite_ice_config is not None:
+        forward_headers = {"Content-Type": "application/json"}
+        agent_answers_cors = self.server.preflights == "agent"
+        if agent_answers_cors and "Origin" in self.headers:
+            forward_headers["Origin"] = self.headers["Origin"]
+        reply = self._forward("POST", body, forward_headers)
+        record.status = reply.status
+        answer = reply.body
+        if action == "ice_config" and reply.status == 200 and behaviour.rewrite_ice_config is not None:
             answer = json.dumps(behaviour.rewrite_ice_config(json.loads(answer))).encode()
         record.body = json.loads(body).get("data")
-        self._reply(status, answer, {SESSION_HEADER: session_id or ""})
+        self._reply(
+            reply.status,
+            answer,
+            {SESSION_HEADER: session_id or ""},
+            agent_cors=reply.cors if agent_answers_cors else None,
+        )
 
     def log_message(self, format: str, *args: object) -> None:
         pass
@@ -253,10 +332,13 @@ class StandinServer(ThreadingHTTPServer):
         if not isinstance(sys.exc_info()[1], ConnectionError):
             super().handle_error(request, client_address)  # type: ignore[arg-type]
 
-    def __init__(self, *, agent_url: str, behaviour: StandinBehaviour) -> None:
+    def __init__(
+        self, *, agent_url: str, behaviour: StandinBehaviour, preflights: Preflights = "standin"
+    ) -> None:
         super().__init__(("127.0.0.1", 0), StandinHandler)
         self.agent_url = agent_url
         self.behaviour = behaviour
+        self.preflights = preflights
 
     @property
     def url(self) -> str:
