@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from cdk_test_support import (
     EXPLICIT_ACCOUNT_STAGES,
+    PROFILE_STAGES,
     STAGE_NAMES,
     TURN_POOL_STAGES,
     SynthesizedStage,
@@ -46,6 +47,12 @@ def explicit_account(web_client_dir: Path, tmp_path_factory: pytest.TempPathFact
 def turn_pool(web_client_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> SynthesizedStage:
     """A stage with `turnChannels: 3`, synthesized once (cdk-nag runs and would raise on a finding)."""
     return synthesize("pool", web_client_dir, tmp_path_factory.mktemp("synth_pool"), stages=TURN_POOL_STAGES)
+
+
+@pytest.fixture(scope="session")
+def profile_stage(web_client_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> SynthesizedStage:
+    """A us-east-2 stage on the US inference profile, synthesized once."""
+    return synthesize("prof", web_client_dir, tmp_path_factory.mktemp("synth_prof"), stages=PROFILE_STAGES)
 
 
 @pytest.fixture(scope="session")
