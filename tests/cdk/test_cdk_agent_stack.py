@@ -539,6 +539,16 @@ def test_bucket_is_private_encrypted_and_tls_only(synthesized, stage_name: str) 
 
 
 @pytest.mark.parametrize("stage_name", STAGE_NAMES)
+def test_bucket_keeps_replaced_files_for_a_month(synthesized, stage_name: str) -> None:
+    _, bucket = only(synthesized[stage_name], "AWS::S3::Bucket")
+    props = bucket["Properties"]
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    (rule,) = props["LifecycleConfiguration"]["Rules"]
+    assert rule["NoncurrentVersionExpiration"] == {"NoncurrentDays": 30}
+    assert rule["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
+
+
+@pytest.mark.parametrize("stage_name", STAGE_NAMES)
 def test_distribution_uses_origin_access_control_and_https_only(synthesized, stage_name: str) -> None:
     stage = synthesized[stage_name]
     stage.agent.resource_count_is("AWS::CloudFront::OriginAccessControl", 1)
