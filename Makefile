@@ -5,6 +5,8 @@ SHELL := /bin/bash
 STAGE ?= dev
 VENV := .venv
 PY := $(VENV)/bin/python
+# checkov pins boto3, packaging and networkx below this project's versions: it gets a venv of its own.
+CHECKOV_VENV := .venv-checkov
 # Stages come from cdk.json so a new stage needs no Makefile change.
 STAGES = $(shell $(PY) -c "import json; print(' '.join(json.load(open('cdk.json'))['context']['stages']))")
 # The stage's region from cdk.json (REGION=... overrides), for the commands that talk to AWS directly.
@@ -16,12 +18,12 @@ RUNTIME_NAME ?= $(shell $(PY) -c "import json; print(json.load(open('cdk.json'))
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 CDK := npx --no-install cdk
 
-.PHONY: help setup web up synth test lint bench deploy deploy-pipeline destroy smoke clean
+.PHONY: help setup web up synth test lint bench bootstrap deploy deploy-pipeline destroy smoke clean
 
 help:  ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-setup: $(VENV)/.installed node_modules/.installed web_client/node_modules/.installed  ## Create .venv and install pinned Python and npm dependencies
+setup: $(VENV)/.installed $(CHECKOV_VENV)/.installed node_modules/.installed web_client/node_modules/.installed  ## Create .venv (and .venv-checkov) and install pinned Python and npm dependencies
 
 $(VENV)/.installed: requirements.txt runtime_image/requirements.txt runtime_image/constraints.txt \
 		runtime_image/pyproject.toml ops/pyproject.toml
@@ -30,6 +32,11 @@ $(VENV)/.installed: requirements.txt runtime_image/requirements.txt runtime_imag
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.txt -r runtime_image/requirements.txt \
 		-c runtime_image/constraints.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -e runtime_image -e ops
+	@touch $@
+
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	@python=$$(scripts/find-python.sh) && { [ -x $(CHECKOV_VENV)/bin/python ] || $$python -m venv $(CHECKOV_VENV); }
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
 	@touch $@
 
 node_modules/.installed: package.json package-lock.json

@@ -10,7 +10,6 @@ import re
 import sys
 import time
 import tomllib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_sqs as sqs
-from cdk_test_support import CDK_JSON_CONTEXT, REPO_ROOT, cfn_lint_errors, run_cdk
+from cdk_test_support import CDK_JSON_CONTEXT, REPO_ROOT, cfn_lint_errors
 
 import app as cdk_app
 from cdk import pipeline as cdk_pipeline
@@ -486,18 +485,6 @@ def test_settings_under_the_switch_key_fail_with_a_pointer_to_pipeline_settings(
 
 
 # --- the CLI path (`make synth PIPELINE=1`) -----------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def cli_pipeline_synth(web_client_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    outdir = tmp_path_factory.mktemp("cli_pipeline")
-    started = time.perf_counter()
-    result = run_cdk(
-        "synth", "--quiet", "-c", "pipeline=1", "-c", f"webClientDir={web_client_dir}", "-o", str(outdir)
-    )
-    print(f"\npipeline app synth (npx cdk synth): {time.perf_counter() - started:.1f} s")
-    assert result.returncode == 0, f"cdk synth -c pipeline=1 failed:\n{result.stdout}\n{result.stderr}"
-    yield outdir
 
 
 def test_cli_synth_with_the_pipeline_switch_writes_the_pipeline_stack(cli_pipeline_synth: Path) -> None:
