@@ -75,6 +75,9 @@ lint: setup  ## Static checks: ruff on the Python code, tsc on the web client
 	$(VENV)/bin/ruff check .
 	npm --prefix web_client run check
 
+bootstrap: setup  ## Bootstrap CDK in every stage's account and region from cdk.json (PIPELINE=1: the pipeline's too)
+	@envs=$$($(PY) -m cdk.bootstrap $(if $(PIPELINE),--pipeline)) && set -x && $(CDK) bootstrap $$envs
+
 deploy: web  ## Deploy STAGE (default dev) into the current AWS account
 	$(CDK) deploy 'voice-agent-$(STAGE)/*' -c stage=$(STAGE) --require-approval broadening
 
