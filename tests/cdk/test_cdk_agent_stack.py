@@ -68,7 +68,7 @@ def runtime_policy_statements(stage: SynthesizedStage) -> list[dict]:
     return statements(policies)
 
 
-# --- item 4: signaling channel and runtime ---------------------------------------------------------------
+# --- signaling channel and runtime ------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("stage_name", STAGE_NAMES)
@@ -417,7 +417,7 @@ def test_nothing_in_the_agent_stack_is_retained_on_delete(synthesized, stage_nam
     synthesized[stage_name].agent.resource_count_is("Custom::S3AutoDeleteObjects", 1)
 
 
-# --- item 5: sign-in -------------------------------------------------------------------------------------
+# --- sign-in ----------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("stage_name", STAGE_NAMES)
@@ -500,7 +500,7 @@ def test_identity_pool_signed_in_role_may_only_invoke_this_runtime(synthesized, 
     ]
 
 
-# --- item 6: web hosting ---------------------------------------------------------------------------------
+# --- web hosting ------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("stage_name", STAGE_NAMES)

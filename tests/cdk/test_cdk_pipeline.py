@@ -1,4 +1,4 @@
-"""Issue 5 item 1: the CI pipeline (`-c pipeline=1`). Source from the configured CodeConnections connection,
+"""The CI pipeline (`-c pipeline=1`). Source from the configured CodeConnections connection,
 a synth step that installs, tests and synthesizes with the CLI pinned in package.json, every configured stage
 in cdk.json order with a manual approval where configured, Docker assets built on arm64, a smoke call after
 every stage, bad settings failing synth by name, and cdk-nag clean."""

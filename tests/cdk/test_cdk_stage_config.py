@@ -1,4 +1,4 @@
-"""Item 2: the stage configuration in cdk.json is parsed into a typed object; bad values fail synth with a
+"""The stage configuration in cdk.json is parsed into a typed object; bad values fail synth with a
 message naming the key and the allowed values."""
 
 import copy
