@@ -2,7 +2,7 @@
 endpoint, flow logs, and the runtime's egress-only security group.
 
 It is separate from the agent stack because AgentCore's network interfaces outlive a deleted runtime by up
-to 8 hours; deleting subnets or the security group during that window fails (FIELD_NOTES.md).
+to 8 hours; deleting subnets or the security group during that window fails.
 """
 
 from aws_cdk import CfnOutput, RemovalPolicy, Stack

@@ -59,7 +59,7 @@ PINNED_VERSION_RULE = re.compile(r"^\d+\.\d+\.\d+$")
 UNIT_TEST_MARKERS = "not browser and not turn"
 
 # x86 Amazon Linux 2023 for install, tests, synth and smoke (Python 3.12 and Node 22 as runtime versions);
-# arm64 for the Docker assets, so the agent's Graviton image builds natively (FIELD_NOTES "CDK Pipelines").
+# arm64 for the Docker assets, so the agent's Graviton image builds natively.
 BUILD_IMAGE = codebuild.LinuxBuildImage.AMAZON_LINUX_2023_5
 ASSET_BUILD_IMAGE = codebuild.LinuxArmBuildImage.AMAZON_LINUX_2023_STANDARD_3_0
 RUNTIME_VERSIONS = {"python": "3.12", "nodejs": "22"}
