@@ -5,6 +5,8 @@ SHELL := /bin/bash
 STAGE ?= dev
 VENV := .venv
 PY := $(VENV)/bin/python
+# checkov pins boto3, packaging and networkx below this project's versions: it gets a venv of its own.
+CHECKOV_VENV := .venv-checkov
 # Stages come from cdk.json so a new stage needs no Makefile change.
 STAGES = $(shell $(PY) -c "import json; print(' '.join(json.load(open('cdk.json'))['context']['stages']))")
 # The stage's region from cdk.json (REGION=... overrides), for the commands that talk to AWS directly.
@@ -16,14 +18,16 @@ RUNTIME_NAME ?= $(shell $(PY) -c "import json; print(json.load(open('cdk.json'))
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 CDK := npx --no-install cdk
 
-.PHONY: help setup deps system-packages web up synth test lint bench deploy deploy-pipeline destroy smoke clean
+.PHONY: help setup deps test-deps system-packages web up synth test lint bench bootstrap deploy deploy-pipeline destroy smoke clean
 
 help:  ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-setup: system-packages deps  ## Everything the tests need: Debian's coturn and chromium, then `make deps`
+setup: system-packages test-deps  ## Everything the tests need: Debian's coturn and chromium, then `make test-deps`
 
-deps: $(VENV)/.installed node_modules/.installed web_client/node_modules/.installed  ## Create .venv and install the pinned Python and npm dependencies
+test-deps: deps $(CHECKOV_VENV)/.installed  ## `make deps`, and checkov in .venv-checkov for the template checks
+
+deps: $(VENV)/.installed node_modules/.installed web_client/node_modules/.installed  ## Create .venv and install the pinned Python and npm dependencies (all `make up` needs)
 
 system-packages:  ## Install Debian's coturn and chromium when missing (as root or with passwordless sudo)
 	@scripts/system-packages.sh
@@ -35,6 +39,11 @@ $(VENV)/.installed: requirements.txt runtime_image/requirements.txt runtime_imag
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.txt -r runtime_image/requirements.txt \
 		-c runtime_image/constraints.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps -e runtime_image -e ops
+	@touch $@
+
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	@python=$$(scripts/find-python.sh) && { [ -x $(CHECKOV_VENV)/bin/python ] || $$python -m venv $(CHECKOV_VENV); }
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
 	@touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -72,6 +81,9 @@ bench: setup  ## Measure the agent: latency, CPU, memory, start-up (table + benc
 lint: deps  ## Static checks: ruff on the Python code, tsc on the web client
 	$(VENV)/bin/ruff check .
 	npm --prefix web_client run check
+
+bootstrap: deps  ## Bootstrap CDK in every stage's account and region from cdk.json (PIPELINE=1: the pipeline's too)
+	@envs=$$($(PY) -m cdk.bootstrap $(if $(PIPELINE),--pipeline)) && set -x && $(CDK) bootstrap $$envs
 
 deploy: web  ## Deploy STAGE (default dev) into the current AWS account
 	$(CDK) deploy 'voice-agent-$(STAGE)/*' -c stage=$(STAGE) --require-approval broadening

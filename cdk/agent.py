@@ -36,14 +36,8 @@ class AgentStack(Stack):
             channel_name=f"voice-agent-{config.name}-turn",
             count=config.turn_channels,
         )
-        self.runtime = VoiceAgentRuntime(
-            self,
-            "VoiceAgent",
-            config=config,
-            vpc=vpc,
-            security_group=runtime_security_group,
-            signaling_channels=self.signaling_channels,
-        )
+        # The page first: the runtime allows its origin. No cycle: config.json (the deployment) refers to
+        # the runtime, the runtime only to the distribution's domain.
         self.web = WebHosting(
             self,
             "WebClient",
@@ -51,10 +45,21 @@ class AgentStack(Stack):
             web_client_dir=web_client_dir,
             log_retention_days=config.log_retention_days,
         )
-        # Both spellings: a redirect_uri must match a registered URL exactly.
-        callback_urls = [self.web.url, f"{self.web.url}/"]
+        # An origin has no trailing slash; the local page only when the stage allows its sign-in too.
+        origins = [self.web.url]
         if config.allow_localhost_callback:
-            callback_urls += [LOCAL_WEB_CLIENT_URL, f"{LOCAL_WEB_CLIENT_URL}/"]
+            origins.append(LOCAL_WEB_CLIENT_URL)
+        self.runtime = VoiceAgentRuntime(
+            self,
+            "VoiceAgent",
+            config=config,
+            vpc=vpc,
+            security_group=runtime_security_group,
+            signaling_channels=self.signaling_channels,
+            cors_origins=origins,
+        )
+        # Both spellings: a redirect_uri must match a registered URL exactly.
+        callback_urls = [url for origin in origins for url in (origin, f"{origin}/")]
         self.sign_in = SignIn(
             self, "SignIn", stage_name=config.name, callback_urls=callback_urls, runtime=self.runtime
         )

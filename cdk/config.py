@@ -19,6 +19,7 @@ from voice_agent.voices.nova_sonic_options import (
 from voice_agent.voices.nova_sonic_options import VOICE_IDS as NOVA_SONIC_VOICES
 
 from cdk import zones
+from cdk.models import ModelRegionError, ModelRoute, model_route
 
 DEFAULT_STAGE = "dev"
 # CloudWatch Logs accepts only these retention periods (days).
@@ -55,7 +56,6 @@ MAX_ENV_VALUE_CHARS = 2048
 STAGE_NAME_RULE = re.compile(r"^[a-z][a-z0-9]{0,15}$")
 RUNTIME_NAME_RULE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]{0,47}$")
 ACCOUNT_RULE = re.compile(r"^[0-9]{12}$")
-MODEL_ID_RULE = re.compile(r"^[a-z0-9][a-z0-9.\-]*(:[0-9]+)?$")
 # KVS signaling channels per stage: each carries about 16 concurrent relayed calls (50 TURN allocations,
 # at most 3 per call: the browser's UDP and TLS relays and the agent's; voice_agent/ice.py).
 # 20 channel ARNs still fit in one AgentCore environment value (2048 characters).
@@ -104,6 +104,11 @@ class StageConfig:
     allow_localhost_callback: bool
     alarm_email: str | None = None
     turn_channels: int = 1
+
+    @property
+    def model_route(self) -> ModelRoute:
+        """Where the model is served and what the runtime role must name (validated at parse time)."""
+        return model_route(self.model_id, self.region)
 
     @property
     def network_stack_name(self) -> str:
@@ -180,6 +185,12 @@ def parse_stage(name: str, raw: Any) -> StageConfig:
             nat_gateways,
             f"allowed: 1 to {len(zone_ids)} (the runtime needs a NAT gateway for TURN and image pulls)",
         )
+
+    model_id = raw.get("modelId", DEFAULT_MODEL_ID)
+    try:
+        model_route(_text(f"{prefix}.modelId", model_id), region)
+    except ModelRegionError as error:
+        raise _fail(f"{prefix}.modelId", model_id, f"for region {region}: {error}") from None
 
     voice_id = raw.get("voiceId", DEFAULT_VOICE_ID)
     if voice_id not in NOVA_SONIC_VOICES:
@@ -263,12 +274,7 @@ def parse_stage(name: str, raw: Any) -> StageConfig:
         account=account,
         zone_ids=tuple(zone_ids),
         nat_gateways=nat_gateways,
-        model_id=_text(
-            f"{prefix}.modelId",
-            raw.get("modelId", DEFAULT_MODEL_ID),
-            rule=MODEL_ID_RULE,
-            allowed="allowed: a Bedrock foundation-model id such as amazon.nova-2-sonic-v1:0",
-        ),
+        model_id=model_id,
         voice_id=voice_id,
         system_prompt=system_prompt,
         session_idle_timeout_seconds=idle,

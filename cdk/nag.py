@@ -121,7 +121,7 @@ def _acknowledge_sign_in(stack: "AgentStack") -> None:
     acknowledge(
         pool,
         "AwsSolutions-COG2",
-        "MFA is optional by design (issue 2, item 5): users may enrol a TOTP authenticator; accounts "
+        "MFA is optional by design: users may enrol a TOTP authenticator; accounts "
         "are created only by an administrator (no self sign-up) and need a 12+ character password.",
     )
     acknowledge(

@@ -1,20 +1,22 @@
-"""The long-lived network stack: VPC in AgentCore-supported zones (by zone ID), NAT, flow logs, and the
-runtime's egress-only security group.
+"""The long-lived network stack: VPC in AgentCore-supported zones (by zone ID), NAT, an S3 gateway
+endpoint, flow logs, and the runtime's egress-only security group.
 
 It is separate from the agent stack because AgentCore's network interfaces outlive a deleted runtime by up
-to 8 hours; deleting subnets or the security group during that window fails (FIELD_NOTES.md).
+to 8 hours; deleting subnets or the security group during that window fails.
 """
 
 from aws_cdk import CfnOutput, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from cdk.config import StageConfig
 from cdk.retention import retention_days
 
-# TURN (KVS serves TURN on 443 over UDP, TCP and TLS; 3478 is the standard TURN port).
-TURN_PORTS = (443, 3478)
+# KVS serves TURN on 443 only (UDP, TCP and TLS); HTTPS to AWS APIs shares TCP 443.
+TURN_PORT = 443
+FLOW_LOGS_SERVICE = "vpc-flow-logs.amazonaws.com"
 
 
 class NetworkStack(Stack):
@@ -28,6 +30,7 @@ class NetworkStack(Stack):
             retention=retention_days(config.log_retention_days),
             removal_policy=RemovalPolicy.DESTROY,
         )
+        self.flow_log_role = _flow_log_role(self)
         self.vpc = ec2.Vpc(
             self,
             "Vpc",
@@ -42,12 +45,22 @@ class NetworkStack(Stack):
             ],
             flow_logs={
                 "all": ec2.FlowLogOptions(
-                    destination=ec2.FlowLogDestination.to_cloud_watch_logs(self.flow_log_group),
+                    # The destination scopes the role's write permission to this log group.
+                    destination=ec2.FlowLogDestination.to_cloud_watch_logs(
+                        self.flow_log_group, self.flow_log_role
+                    ),
                     traffic_type=ec2.FlowLogTrafficType.ALL,
                 )
             },
         )
         _place_subnets_by_zone_id(self.vpc, config.zone_ids)
+        # Image layers come from S3: a gateway endpoint is free and keeps that traffic off the NAT gateway.
+        # Runtimes created after 5 May 2026 no longer get a service-managed one.
+        self.s3_endpoint = self.vpc.add_gateway_endpoint(
+            "S3Endpoint",
+            service=ec2.GatewayVpcEndpointAwsService.S3,
+            subnets=[ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)],
+        )
 
         self.runtime_security_group = ec2.SecurityGroup(
             self,
@@ -77,12 +90,30 @@ def _place_subnets_by_zone_id(vpc: ec2.Vpc, zone_ids: tuple[str, ...]) -> None:
             cfn_subnet.add_property_override("AvailabilityZoneId", zone_id)
 
 
+def _flow_log_role(stack: Stack) -> iam.Role:
+    """The role VPC Flow Logs assumes, only on behalf of this account's flow logs in this region."""
+    return iam.Role(
+        stack,
+        "FlowLogRole",
+        description="VPC Flow Logs delivery to the stack's flow-log group",
+        assumed_by=iam.ServicePrincipal(
+            FLOW_LOGS_SERVICE,
+            conditions={
+                "StringEquals": {"aws:SourceAccount": stack.account},
+                "ArnLike": {
+                    "aws:SourceArn": stack.format_arn(
+                        service="ec2", resource="vpc-flow-log", resource_name="*"
+                    )
+                },
+            },
+        ),
+    )
+
+
 def _allow_runtime_egress(group: ec2.SecurityGroup, vpc: ec2.Vpc) -> None:
     anywhere = ec2.Peer.any_ipv4()
-    group.add_egress_rule(anywhere, ec2.Port.tcp(443), "HTTPS to AWS APIs; TURN over TLS")
-    for port in TURN_PORTS:
-        group.add_egress_rule(anywhere, ec2.Port.udp(port), f"TURN over UDP {port}")
-    group.add_egress_rule(anywhere, ec2.Port.tcp(3478), "TURN over TCP 3478")
+    group.add_egress_rule(anywhere, ec2.Port.tcp(TURN_PORT), "HTTPS to AWS APIs and S3; TURN over TLS")
+    group.add_egress_rule(anywhere, ec2.Port.udp(TURN_PORT), "TURN over UDP (KVS)")
     # The Amazon-provided resolver lives inside the VPC's range.
     vpc_range = ec2.Peer.ipv4(vpc.vpc_cidr_block)
     group.add_egress_rule(vpc_range, ec2.Port.udp(53), "DNS to the VPC resolver")

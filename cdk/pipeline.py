@@ -29,6 +29,9 @@ from cdk.web_hosting import web_client_dir_from_context
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PACKAGE_JSON = REPO_ROOT / "package.json"
+PYTHON_REQUIREMENTS = (REPO_ROOT / "runtime_image" / "requirements.txt", REPO_ROOT / "requirements.txt")
+# The distributions ops/voice_agent_ops imports (WebRTC peer, audio frames, tone, AWS calls, --url mode).
+SMOKE_REQUIREMENTS = ("aiortc", "av", "numpy", "boto3", "httpx")
 
 SWITCH_KEY = "pipeline"
 SETTINGS_KEY = "pipelineSettings"
@@ -56,7 +59,7 @@ PINNED_VERSION_RULE = re.compile(r"^\d+\.\d+\.\d+$")
 UNIT_TEST_MARKERS = "not browser and not turn"
 
 # x86 Amazon Linux 2023 for install, tests, synth and smoke (Python 3.12 and Node 22 as runtime versions);
-# arm64 for the Docker assets, so the agent's Graviton image builds natively (FIELD_NOTES "CDK Pipelines").
+# arm64 for the Docker assets, so the agent's Graviton image builds natively.
 BUILD_IMAGE = codebuild.LinuxBuildImage.AMAZON_LINUX_2023_5
 ASSET_BUILD_IMAGE = codebuild.LinuxArmBuildImage.AMAZON_LINUX_2023_STANDARD_3_0
 RUNTIME_VERSIONS = {"python": "3.12", "nodejs": "22"}
@@ -203,39 +206,74 @@ def parse_pipeline(context: Mapping[str, Any]) -> PipelineConfig:
     )
 
 
-def pinned_cli_version(package_json: Path = PACKAGE_JSON) -> str:
-    """The CDK CLI version pinned in package.json, so the pipeline never runs a different CLI."""
-    version = json.loads(package_json.read_text()).get("devDependencies", {}).get("aws-cdk")
+def pinned_npm_version(package: str, package_json: Path = PACKAGE_JSON) -> str:
+    """The exact version of `package` pinned in package.json, so the pipeline runs what `make setup` runs."""
+    version = json.loads(package_json.read_text()).get("devDependencies", {}).get(package)
     if not isinstance(version, str) or not PINNED_VERSION_RULE.match(version):
         raise PipelineConfigError(
-            f"{package_json.name}: devDependencies.aws-cdk = {version!r}; the pipeline needs an exact pinned "
-            "version such as 2.1148.1"
+            f"{package_json.name}: devDependencies.{package} = {version!r}; the pipeline needs an exact "
+            "pinned version such as 2.1148.1"
         )
     return version
+
+
+def pinned_cli_version(package_json: Path = PACKAGE_JSON) -> str:
+    """The CDK CLI (self-mutation installs it)."""
+    return pinned_npm_version("aws-cdk", package_json)
+
+
+def pinned_cdk_assets_version(package_json: Path = PACKAGE_JSON) -> str:
+    """cdk-assets (every asset-publishing project installs it)."""
+    return pinned_npm_version("cdk-assets", package_json)
 
 
 def synth_commands() -> list[str]:
     return [
         # CodePipeline's source archive may drop executable bits; the Makefile runs this script directly.
         "chmod +x scripts/*.sh",
-        # `make deps`: .venv from a Python 3.12+ interpreter, pinned Python and npm dependencies (the
-        # tests that need coturn or chromium do not run here, so `make setup`'s apt step is not needed).
-        "make deps",
+        # `make test-deps`: .venv and .venv-checkov from a Python 3.12+ interpreter, pinned Python and
+        # npm dependencies (the tests that need coturn or chromium do not run here, so `make setup`'s
+        # apt step is not needed).
+        "make test-deps",
         "npm --prefix web_client ci",
         "npm --prefix web_client run build",
         f'.venv/bin/pytest -m "{UNIT_TEST_MARKERS}"',
-        # The pinned CLI from package.json, installed by `make deps`.
+        # The pinned CLI from package.json, installed by `make test-deps`.
         "npx --no-install cdk synth --quiet -c pipeline=1",
     ]
 
 
+def pinned_requirements(names: Sequence[str], files: Sequence[Path] = PYTHON_REQUIREMENTS) -> list[str]:
+    """`name==version` for each of `names`, read from the repository's requirement files (the one place
+    each version is pinned); a name pinned nowhere is an error naming it."""
+    pins: dict[str, str] = {}
+    for path in files:
+        for line in path.read_text().splitlines():
+            requirement = line.split("#", 1)[0].strip()
+            name, separator, version = requirement.partition("==")
+            if separator:
+                pins.setdefault(name.split("[", 1)[0].strip().lower(), version.strip())
+    missing = [name for name in names if name not in pins]
+    if missing:
+        raise PipelineConfigError(
+            f"the smoke step needs {', '.join(missing)} pinned in one of: "
+            f"{', '.join(_shown(path) for path in files)}"
+        )
+    return [f"{name}=={pins[name]}" for name in names]
+
+
+def _shown(path: Path) -> str:
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
+
+
 def smoke_commands(stage: StageConfig) -> tuple[list[str], list[str]]:
-    """(install, run) for the post-deploy smoke call: only what voice-agent-smoke needs, no Node."""
+    """(install, run) for the post-deploy smoke call: only what voice-agent-smoke imports, pinned, no Node."""
+    pip = ".venv/bin/pip install --quiet --disable-pip-version-check"
     install = [
         "python3.12 -m venv .venv",
-        ".venv/bin/pip install --quiet --disable-pip-version-check "
-        "-r requirements.txt -r runtime_image/requirements.txt -c runtime_image/constraints.txt",
-        ".venv/bin/pip install --quiet --disable-pip-version-check --no-deps -e ops",
+        # Transitive versions from the container's constraints, so the smoke call runs what the tests ran.
+        f"{pip} -c runtime_image/constraints.txt {' '.join(pinned_requirements(SMOKE_REQUIREMENTS))}",
+        f"{pip} --no-deps -e ops",
     ]
     return install, [f".venv/bin/voice-agent-smoke --stage {stage.name} --region {stage.region}"]
 
@@ -271,6 +309,7 @@ class PipelineStack(cdk.Stack):
         config: PipelineConfig,
         web_client_dir: Path,
         cli_version: str,
+        cdk_assets_version: str,
         **kwargs: Any,
     ) -> None:
         super().__init__(
@@ -299,6 +338,7 @@ class PipelineStack(cdk.Stack):
             pipeline_type=codepipeline.PipelineType.V2,
             synth=self.synth_step,
             cli_version=cli_version,
+            cdk_assets_cli_version=cdk_assets_version,
             # KMS-encrypted artifacts (CodeBuild and S3 then use a customer key) with yearly rotation.
             cross_account_keys=True,
             enable_key_rotation=True,
@@ -355,6 +395,7 @@ def build_pipeline_app(app: cdk.App) -> PipelineStack:
         config=config,
         web_client_dir=web_client_dir,
         cli_version=pinned_cli_version(),
+        cdk_assets_version=pinned_cdk_assets_version(),
         stack_name=PIPELINE_STACK_NAME,
         description="Voice agent CI pipeline: test, synthesize, deploy every stage in order, smoke call",
     )

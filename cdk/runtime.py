@@ -1,5 +1,6 @@
 """The agent's AgentCore Runtime: container asset (linux/arm64), execution role, VPC placement, endpoint."""
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from aws_cdk import Annotations, Duration, RemovalPolicy, Stack
@@ -11,24 +12,61 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from cdk.config import StageConfig
+from cdk.models import ModelRoute
 from cdk.retention import retention_days
 from cdk.signaling import SignalingChannelPool
 
 RUNTIME_IMAGE_DIR = Path(__file__).resolve().parent.parent / "runtime_image"
 ENDPOINT_NAME = "live"
+# The qualifier every runtime has; the web client and the smoke call use it.
+DEFAULT_ENDPOINT = "DEFAULT"
+# AgentCore writes each endpoint's container output to a log group it names after the runtime id and the
+# endpoint; created here first, they get the stage's retention instead of never expiring.
+SERVICE_LOG_GROUP_PREFIX = "/aws/bedrock-agentcore/runtimes/"
 # InvokeModelWithBidirectionalStream "requires permission for the bedrock:InvokeModel action" (Bedrock API
 # reference); there is no separate IAM action for it (cfn-lint's IAM action list agrees).
 MODEL_INVOKE_ACTIONS = ("bedrock:InvokeModel",)
 
 
-def foundation_model_arn(stack: Stack, model_id: str) -> str:
-    """The model's ARN: foundation models have an empty account field."""
+def foundation_model_arn(stack: Stack, model_id: str, region: str | None = None) -> str:
+    """The model's ARN in `region` (default the stack's): foundation models have an empty account field.
+    An empty region names the model in every commercial region, as a global profile needs."""
     return stack.format_arn(
-        service="bedrock", account="", resource="foundation-model", resource_name=model_id
+        service="bedrock",
+        region=region,
+        account="",
+        resource="foundation-model",
+        resource_name=model_id,
     )
 
 
-def runtime_environment(config: StageConfig, *, channel_arns: str) -> dict[str, str]:
+def model_invoke_resources(stack: Stack, route: ModelRoute) -> list[str]:
+    """What the runtime role may invoke: the model in its region, or the profile in the stack's region
+    plus the model in every region the profile routes to."""
+    if not route.is_profile:
+        return [foundation_model_arn(stack, route.foundation_model)]
+    profile = stack.format_arn(service="bedrock", resource="inference-profile", resource_name=route.model_id)
+    if route.destination_regions is None:
+        return [
+            profile,
+            foundation_model_arn(stack, route.foundation_model),
+            foundation_model_arn(stack, route.foundation_model, region=""),
+        ]
+    return [profile] + [
+        foundation_model_arn(stack, route.foundation_model, region=region)
+        for region in route.destination_regions
+    ]
+
+
+# Every browser call takes a fresh runtime session id (a new microVM): the warmed session serves one call,
+# retries and reconnects take new ids. One call per session also means a leaked session id cannot carry
+# more calls.
+MAX_CALLS_PER_SESSION = 1
+
+
+def runtime_environment(
+    config: StageConfig, *, channel_arns: str, cors_origins: Sequence[str]
+) -> dict[str, str]:
     """The container's environment: the variable names of the agent's settings contract."""
     return {
         "VOICE_AGENT_STAGE": config.name,
@@ -42,6 +80,9 @@ def runtime_environment(config: StageConfig, *, channel_arns: str) -> dict[str, 
         "VOICE_AGENT_VOICE_ID": config.voice_id,
         "VOICE_AGENT_SYSTEM_PROMPT": config.system_prompt,
         "VOICE_AGENT_METRICS": "emf",
+        "VOICE_AGENT_MAX_CALLS": str(MAX_CALLS_PER_SESSION),
+        # The deployed page's origin (a deploy-time token), so the agent answers its CORS requests.
+        "VOICE_AGENT_CORS_ORIGINS": ",".join(cors_origins),
     }
 
 
@@ -55,6 +96,7 @@ class VoiceAgentRuntime(Construct):
         vpc: ec2.IVpc,
         security_group: ec2.ISecurityGroup,
         signaling_channels: SignalingChannelPool,
+        cors_origins: Sequence[str],
         image_dir: Path = RUNTIME_IMAGE_DIR,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -88,7 +130,9 @@ class VoiceAgentRuntime(Construct):
                 idle_runtime_session_timeout=Duration.seconds(config.session_idle_timeout_seconds),
                 max_lifetime=Duration.seconds(config.session_max_lifetime_seconds),
             ),
-            environment_variables=runtime_environment(config, channel_arns=signaling_channels.joined_arns()),
+            environment_variables=runtime_environment(
+                config, channel_arns=signaling_channels.joined_arns(), cors_origins=cors_origins
+            ),
             logging_configs=[
                 agentcore.LoggingConfig(
                     log_type=agentcore.LogType.APPLICATION_LOGS,
@@ -108,11 +152,21 @@ class VoiceAgentRuntime(Construct):
             ENDPOINT_NAME, description=f"Voice agent endpoint ({config.name})"
         )
         self.role: iam.IRole = self.runtime.role
+        self.service_log_groups = [
+            logs.LogGroup(
+                self,
+                f"ServiceLogs{endpoint.capitalize()}",
+                log_group_name=f"{SERVICE_LOG_GROUP_PREFIX}{self.runtime.agent_runtime_id}-{endpoint}",
+                retention=retention_days(config.log_retention_days),
+                removal_policy=RemovalPolicy.DESTROY,
+            )
+            for endpoint in (DEFAULT_ENDPOINT, ENDPOINT_NAME)
+        ]
 
-        # The L2 never grants model access (aws/aws-cdk#35853): exactly one foundation model.
-        self.model_arn = foundation_model_arn(stack, config.model_id)
+        # The L2 never grants model access (aws/aws-cdk#35853): exactly one model, by its route.
+        self.model_arns = model_invoke_resources(stack, config.model_route)
         self.runtime.role.add_to_principal_policy(
-            iam.PolicyStatement(actions=list(MODEL_INVOKE_ACTIONS), resources=[self.model_arn])
+            iam.PolicyStatement(actions=list(MODEL_INVOKE_ACTIONS), resources=self.model_arns)
         )
         signaling_channels.grant_turn_credentials(self.runtime.role)
 
@@ -132,7 +186,7 @@ class VoiceAgentRuntime(Construct):
             resource_arns=[
                 self.runtime_arn,
                 # Qualifier DEFAULT (what the web client uses) and the named endpoint.
-                f"{self.runtime_arn}/runtime-endpoint/DEFAULT",
+                f"{self.runtime_arn}/runtime-endpoint/{DEFAULT_ENDPOINT}",
                 self.endpoint.agent_runtime_endpoint_arn,
             ],
         )

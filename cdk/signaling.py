@@ -4,7 +4,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kinesisvideo as kinesisvideo
 from constructs import Construct
 
-# What the agent's KVS ICE provider calls (FIELD_NOTES.md, "Kinesis Video Streams as managed TURN").
+# What the agent's KVS ICE provider calls (runtime_image/voice_agent/ice.py).
 TURN_CREDENTIAL_ACTIONS = (
     "kinesisvideo:DescribeSignalingChannel",
     "kinesisvideo:GetSignalingChannelEndpoint",
@@ -35,7 +35,8 @@ class SignalingChannel(Construct):
 
 
 class SignalingChannelPool:
-    """`count` channels for TURN capacity (one carries about 25 concurrent calls; DESIGN.md "Scale").
+    """`count` channels for TURN capacity (one carries about 16 concurrent calls: 50 TURN allocations,
+    up to 3 a call).
 
     Not a construct of its own: the channels sit directly in `scope` as `<id>`, `<id>2`, `<id>3`... and are
     named `<name>`, `<name>-2`, ..., so the first keeps the logical id and name it had before pools

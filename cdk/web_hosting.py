@@ -20,6 +20,7 @@ CONFIG_FILE = "config.json"
 # Where `make web` builds the client (relative to the repository, where the CDK CLI runs the app); context
 # `webClientDir` overrides it.
 DEFAULT_WEB_CLIENT_DIR = "web_client/dist"
+NONCURRENT_VERSION_DAYS = 30
 
 
 class WebClientDirError(ValueError):
@@ -63,6 +64,14 @@ class WebHosting(Construct):
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             removal_policy=RemovalPolicy.DESTROY,
             auto_delete_objects=True,
+            # A bad deploy can be rolled back file by file; old versions go after a month.
+            versioned=True,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    noncurrent_version_expiration=Duration.days(NONCURRENT_VERSION_DAYS),
+                    abort_incomplete_multipart_upload_after=Duration.days(1),
+                )
+            ],
         )
         self.headers = cloudfront.ResponseHeadersPolicy(
             self,

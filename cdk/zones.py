@@ -1,7 +1,7 @@
 """Availability zones, by zone ID, where AgentCore Runtime supports VPC mode.
 
 Zone names (us-east-1a) map to different physical zones in every account, so placement is by zone ID.
-Source: the AgentCore developer guide, as recorded in FIELD_NOTES.md.
+Source: the AgentCore developer guide (VPC mode, supported Availability Zones).
 """
 
 from collections.abc import Mapping

@@ -131,6 +131,9 @@ EXPLICIT_ACCOUNT_STAGES = {
 # A stage with a pool of three KVS signaling channels (TURN capacity for about 75 concurrent calls).
 TURN_POOL_STAGES = {"pool": {"region": "us-west-2", "turnChannels": 3}}
 
+# A stage in a region that serves Nova 2 Sonic only through an inference profile.
+PROFILE_STAGES = {"prof": {"region": "us-east-2", "modelId": "us.amazon.nova-2-sonic-v1:0"}}
+
 
 def cfn_lint_errors(templates: list[Path]) -> list[dict[str, Any]]:
     """cfn-lint's error-level findings for the templates; fails if cfn-lint itself could not run."""

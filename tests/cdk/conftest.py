@@ -1,11 +1,13 @@
 """Session fixtures for the CDK tests: each stage is synthesized once, in-process (the way `app.py` builds it)
 and once through the real CDK CLI (`npx cdk synth`, as the Makefile runs it)."""
 
+import time
 from pathlib import Path
 
 import pytest
 from cdk_test_support import (
     EXPLICIT_ACCOUNT_STAGES,
+    PROFILE_STAGES,
     STAGE_NAMES,
     TURN_POOL_STAGES,
     SynthesizedStage,
@@ -49,6 +51,12 @@ def turn_pool(web_client_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 @pytest.fixture(scope="session")
+def profile_stage(web_client_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> SynthesizedStage:
+    """A us-east-2 stage on the US inference profile, synthesized once."""
+    return synthesize("prof", web_client_dir, tmp_path_factory.mktemp("synth_prof"), stages=PROFILE_STAGES)
+
+
+@pytest.fixture(scope="session")
 def cli_synth(web_client_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """`npx cdk synth --quiet -c stage=S -o DIR` for every stage, exactly as `make synth` runs it."""
     outdirs: dict[str, Path] = {}
@@ -67,3 +75,16 @@ def cli_synth(web_client_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
         assert result.returncode == 0, f"cdk synth of {name} failed:\n{result.stdout}\n{result.stderr}"
         outdirs[name] = outdir
     return outdirs
+
+
+@pytest.fixture(scope="session")
+def cli_pipeline_synth(web_client_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`npx cdk synth --quiet -c pipeline=1 -o DIR`, exactly as `make synth PIPELINE=1` runs it."""
+    outdir = tmp_path_factory.mktemp("cli_pipeline")
+    started = time.perf_counter()
+    result = run_cdk(
+        "synth", "--quiet", "-c", "pipeline=1", "-c", f"webClientDir={web_client_dir}", "-o", str(outdir)
+    )
+    print(f"\npipeline app synth (npx cdk synth): {time.perf_counter() - started:.1f} s")
+    assert result.returncode == 0, f"cdk synth -c pipeline=1 failed:\n{result.stdout}\n{result.stderr}"
+    return outdir

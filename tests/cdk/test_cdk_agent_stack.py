@@ -1,13 +1,16 @@
-"""Items 4-6: signaling channel, runtime and its role, sign-in, web hosting, outputs."""
+"""The agent stack: signaling channels, runtime and its role, sign-in, web hosting, outputs."""
 
 import json
 from typing import Any
 
+import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Match
 from cdk_test_support import STAGE_NAMES, SynthesizedStage
 
 from cdk.csp import content_security_policy
+from cdk.models import model_route
+from cdk.runtime import model_invoke_resources
 
 AGENT_OUTPUTS = {
     "WebClientUrl",
@@ -65,7 +68,7 @@ def runtime_policy_statements(stage: SynthesizedStage) -> list[dict]:
     return statements(policies)
 
 
-# --- item 4: signaling channel and runtime ---------------------------------------------------------------
+# --- signaling channel and runtime ------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("stage_name", STAGE_NAMES)
@@ -81,13 +84,7 @@ def test_model_permission_is_exactly_the_foundation_model_with_empty_account(
     synthesized, stage_name: str
 ) -> None:
     stage = synthesized[stage_name]
-    model_statements = [
-        s
-        for s in runtime_policy_statements(stage)
-        if any(a.startswith("bedrock:") for a in as_list(s["Action"]))
-    ]
-    assert len(model_statements) == 1
-    (statement,) = model_statements
+    statement = model_statement(stage)
     assert as_list(statement["Action"]) == ["bedrock:InvokeModel"]
     expected = f"arn:aws:bedrock:{stage.config.region}::foundation-model/{stage.config.model_id}"
     assert statement["Resource"] == expected
@@ -156,9 +153,111 @@ def test_runtime_protocol_platform_lifecycle_and_environment(synthesized, stage_
                 "VOICE_AGENT_VOICE_ID": config.voice_id,
                 "VOICE_AGENT_SYSTEM_PROMPT": config.system_prompt,
                 "VOICE_AGENT_METRICS": "emf",
+                "VOICE_AGENT_MAX_CALLS": "1",
+                "VOICE_AGENT_CORS_ORIGINS": cloudfront_origin(stage),
             },
         },
     )
+
+
+def cloudfront_origin(stage: SynthesizedStage) -> dict[str, Any]:
+    distribution_id, _ = only(stage, "AWS::CloudFront::Distribution")
+    return {"Fn::Join": ["", ["https://", {"Fn::GetAtt": [distribution_id, "DomainName"]}]]}
+
+
+def runtime_environment(stage: SynthesizedStage) -> dict[str, Any]:
+    _, runtime = only(stage, "AWS::BedrockAgentCore::Runtime")
+    return runtime["Properties"]["EnvironmentVariables"]
+
+
+@pytest.mark.parametrize("stage_name", STAGE_NAMES)
+def test_runtime_allows_only_the_deployed_pages_origin(synthesized, stage_name: str) -> None:
+    stage = synthesized[stage_name]
+    assert runtime_environment(stage)["VOICE_AGENT_CORS_ORIGINS"] == cloudfront_origin(stage)
+
+
+def test_runtime_also_allows_the_local_page_when_the_stage_allows_its_sign_in(explicit_account) -> None:
+    origins = runtime_environment(explicit_account)["VOICE_AGENT_CORS_ORIGINS"]
+    assert origins == {
+        "Fn::Join": ["", [*cloudfront_origin(explicit_account)["Fn::Join"][1], ",http://localhost:7860"]]
+    }
+
+
+@pytest.mark.parametrize("stage_name", STAGE_NAMES)
+def test_runtime_holds_one_call_per_session(synthesized, stage_name: str) -> None:
+    # Each browser call takes a fresh session id (a microVM of its own); a leaked id carries no more calls.
+    assert runtime_environment(synthesized[stage_name])["VOICE_AGENT_MAX_CALLS"] == "1"
+
+
+def model_statement(stage: SynthesizedStage) -> dict[str, Any]:
+    (statement,) = [
+        s
+        for s in runtime_policy_statements(stage)
+        if any(a.startswith("bedrock:") for a in as_list(s["Action"]))
+    ]
+    return statement
+
+
+def test_a_profile_stage_may_invoke_the_profile_and_the_model_where_the_profile_routes(
+    profile_stage,
+) -> None:
+    statement = model_statement(profile_stage)
+    assert as_list(statement["Action"]) == ["bedrock:InvokeModel"]
+    profile_arn = {
+        "Fn::Join": [
+            "",
+            [
+                "arn:aws:bedrock:us-east-2:",
+                {"Ref": "AWS::AccountId"},
+                ":inference-profile/us.amazon.nova-2-sonic-v1:0",
+            ],
+        ]
+    }
+    models = [
+        f"arn:aws:bedrock:{region}::foundation-model/amazon.nova-2-sonic-v1:0"
+        for region in ("us-east-1", "us-east-2", "us-west-1", "us-west-2")
+    ]
+    assert sorted(map(json.dumps, statement["Resource"])) == sorted(map(json.dumps, [profile_arn, *models]))
+
+
+def test_a_profile_stage_calls_its_own_region_with_the_profile_id(profile_stage) -> None:
+    environment = runtime_environment(profile_stage)
+    assert environment["AWS_REGION"] == "us-east-2"
+    assert environment["VOICE_AGENT_MODEL_ID"] == "us.amazon.nova-2-sonic-v1:0"
+
+
+def test_a_global_profile_may_reach_the_model_in_any_region_through_the_profile_only() -> None:
+    app = cdk.App(context={"@aws-cdk/core:enablePartitionLiterals": True})
+    stack = cdk.Stack(app, "Global", env=cdk.Environment(account="123456789012", region="eu-west-1"))
+    route = model_route("global.amazon.nova-2-sonic-v1:0", "eu-west-1")
+    assert [stack.resolve(arn) for arn in model_invoke_resources(stack, route)] == [
+        "arn:aws:bedrock:eu-west-1:123456789012:inference-profile/global.amazon.nova-2-sonic-v1:0",
+        "arn:aws:bedrock:eu-west-1::foundation-model/amazon.nova-2-sonic-v1:0",
+        # A global profile routes to any commercial region: IAM names that with an empty region.
+        "arn:aws:bedrock:::foundation-model/amazon.nova-2-sonic-v1:0",
+    ]
+
+
+@pytest.mark.parametrize("stage_name", STAGE_NAMES)
+def test_the_log_groups_agentcore_writes_get_the_stage_retention(synthesized, stage_name: str) -> None:
+    stage = synthesized[stage_name]
+    runtime_id, _ = only(stage, "AWS::BedrockAgentCore::Runtime")
+    names = {
+        json.dumps(group["Properties"].get("LogGroupName")): group["Properties"]["RetentionInDays"]
+        for group in stage.agent.find_resources("AWS::Logs::LogGroup").values()
+    }
+    for endpoint in ("DEFAULT", "live"):
+        name = {
+            "Fn::Join": [
+                "",
+                [
+                    "/aws/bedrock-agentcore/runtimes/",
+                    {"Fn::GetAtt": [runtime_id, "AgentRuntimeId"]},
+                    f"-{endpoint}",
+                ],
+            ]
+        }
+        assert names[json.dumps(name)] == stage.config.log_retention_days
 
 
 # --- TURN capacity: a pool of signaling channels (stage key turnChannels) ---------------------------------
@@ -318,7 +417,7 @@ def test_nothing_in_the_agent_stack_is_retained_on_delete(synthesized, stage_nam
     synthesized[stage_name].agent.resource_count_is("Custom::S3AutoDeleteObjects", 1)
 
 
-# --- item 5: sign-in -------------------------------------------------------------------------------------
+# --- sign-in ----------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("stage_name", STAGE_NAMES)
@@ -401,7 +500,7 @@ def test_identity_pool_signed_in_role_may_only_invoke_this_runtime(synthesized, 
     ]
 
 
-# --- item 6: web hosting ---------------------------------------------------------------------------------
+# --- web hosting ------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("stage_name", STAGE_NAMES)
@@ -437,6 +536,16 @@ def test_bucket_is_private_encrypted_and_tls_only(synthesized, stage_name: str) 
             }
         },
     )
+
+
+@pytest.mark.parametrize("stage_name", STAGE_NAMES)
+def test_bucket_keeps_replaced_files_for_a_month(synthesized, stage_name: str) -> None:
+    _, bucket = only(synthesized[stage_name], "AWS::S3::Bucket")
+    props = bucket["Properties"]
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    (rule,) = props["LifecycleConfiguration"]["Rules"]
+    assert rule["NoncurrentVersionExpiration"] == {"NoncurrentDays": 30}
+    assert rule["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
 
 
 @pytest.mark.parametrize("stage_name", STAGE_NAMES)

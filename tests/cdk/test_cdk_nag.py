@@ -1,4 +1,4 @@
-"""Item 7 and the CLI path: cdk-nag AwsSolutions runs on every synth of every stage (also on the stacks
+"""cdk-nag AwsSolutions runs on every synth of every stage (also on the stacks
 inside the Stage), the validation report is empty, and cfn-lint finds no errors."""
 
 import json

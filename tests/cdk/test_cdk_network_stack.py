@@ -1,4 +1,5 @@
-"""Item 3: the long-lived network stack."""
+"""The long-lived network stack: subnets by zone ID, NAT, the S3 gateway endpoint, flow logs and the
+runtime's egress-only security group."""
 
 import json
 
@@ -81,6 +82,74 @@ def test_nat_gateway_count_follows_the_stage(synthesized, stage_name: str) -> No
     stage.network.resource_count_is("AWS::EC2::NatGateway", stage.config.nat_gateways)
 
 
+def private_route_tables(stage: SynthesizedStage) -> set[str]:
+    private = private_subnet_ids(stage)
+    return {
+        a["Properties"]["RouteTableId"]["Ref"]
+        for a in resources(stage, "AWS::EC2::SubnetRouteTableAssociation").values()
+        if a["Properties"]["SubnetId"]["Ref"] in private
+    }
+
+
+@pytest.mark.parametrize("stage_name", STAGE_NAMES)
+def test_s3_gateway_endpoint_serves_the_private_subnets(synthesized, stage_name: str) -> None:
+    # Image layers come from S3: the free gateway endpoint keeps them off the NAT gateway.
+    stage = synthesized[stage_name]
+    (endpoint,) = resources(stage, "AWS::EC2::VPCEndpoint").values()
+    props = endpoint["Properties"]
+    assert props["VpcEndpointType"] == "Gateway"
+    assert props["ServiceName"] == {"Fn::Join": ["", ["com.amazonaws.", {"Ref": "AWS::Region"}, ".s3"]]}
+    assert {table["Ref"] for table in props["RouteTableIds"]} == private_route_tables(stage)
+
+
+def flow_log_role(stage: SynthesizedStage) -> tuple[str, dict]:
+    (flow_log,) = resources(stage, "AWS::EC2::FlowLog").values()
+    role_id = flow_log["Properties"]["DeliverLogsPermissionArn"]["Fn::GetAtt"][0]
+    return role_id, resources(stage, "AWS::IAM::Role")[role_id]
+
+
+@pytest.mark.parametrize("stage_name", STAGE_NAMES)
+def test_flow_log_role_is_assumable_only_for_this_accounts_flow_logs_in_this_region(
+    synthesized, stage_name: str
+) -> None:
+    stage = synthesized[stage_name]
+    _, role = flow_log_role(stage)
+    (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "vpc-flow-logs.amazonaws.com"}
+    assert trust["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
+        "ArnLike": {
+            "aws:SourceArn": {
+                "Fn::Join": [
+                    "",
+                    [f"arn:aws:ec2:{stage.config.region}:", {"Ref": "AWS::AccountId"}, ":vpc-flow-log/*"],
+                ]
+            }
+        },
+    }
+
+
+@pytest.mark.parametrize("stage_name", STAGE_NAMES)
+def test_flow_log_role_may_write_only_to_the_flow_log_group(synthesized, stage_name: str) -> None:
+    stage = synthesized[stage_name]
+    role_id, _ = flow_log_role(stage)
+    (flow_log,) = resources(stage, "AWS::EC2::FlowLog").values()
+    group_id = flow_log["Properties"]["LogGroupName"]["Ref"]
+    statements = [
+        statement
+        for policy in resources(stage, "AWS::IAM::Policy").values()
+        if {"Ref": role_id} in policy["Properties"]["Roles"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    assert statements == [
+        {
+            "Action": ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
+            "Effect": "Allow",
+            "Resource": {"Fn::GetAtt": [group_id, "Arn"]},
+        }
+    ]
+
+
 def test_vpc_flow_logs_capture_all_traffic_with_retention(synthesized) -> None:
     stage = synthesized["dev"]
     stage.network.has_resource_properties(
@@ -107,10 +176,8 @@ def test_runtime_security_group_has_no_ingress_and_only_the_needed_egress(
         for rule in group["Properties"]["SecurityGroupEgress"]
     }
     assert egress == {
-        ("tcp", 443, 443, "0.0.0.0/0"),  # HTTPS to AWS APIs, TURN over TLS
-        ("udp", 443, 443, "0.0.0.0/0"),  # TURN (KVS)
-        ("udp", 3478, 3478, "0.0.0.0/0"),  # TURN
-        ("tcp", 3478, 3478, "0.0.0.0/0"),  # TURN
+        ("tcp", 443, 443, "0.0.0.0/0"),  # HTTPS to AWS APIs and S3, TURN over TCP and TLS
+        ("udp", 443, 443, "0.0.0.0/0"),  # TURN (KVS serves it on 443 only)
         ("udp", 53, 53, str(vpc_cidr)),  # DNS to the VPC resolver
         ("tcp", 53, 53, str(vpc_cidr)),
     }

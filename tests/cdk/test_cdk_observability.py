@@ -1,4 +1,4 @@
-"""Issue 6, item 3: the dashboard, the alarms and their SNS topic in every stage's agent stack.
+"""The dashboard, the alarms and their SNS topic in every stage's agent stack.
 
 The stages of cdk.json come from the session's synth (cdk-nag runs there and raises on any finding); one
 extra stage, with the optional `alarmEmail` passed through context, is synthesized once here.

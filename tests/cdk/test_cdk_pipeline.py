@@ -1,14 +1,15 @@
-"""Issue 5 item 1: the CI pipeline (`-c pipeline=1`). Source from the configured CodeConnections connection,
+"""The CI pipeline (`-c pipeline=1`). Source from the configured CodeConnections connection,
 a synth step that installs, tests and synthesizes with the CLI pinned in package.json, every configured stage
 in cdk.json order with a manual approval where configured, Docker assets built on arm64, a smoke call after
 every stage, bad settings failing synth by name, and cdk-nag clean."""
 
+import ast
 import copy
 import json
 import re
+import sys
 import time
 import tomllib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,24 +18,30 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_sqs as sqs
-from cdk_test_support import CDK_JSON_CONTEXT, REPO_ROOT, cfn_lint_errors, run_cdk
+from cdk_test_support import CDK_JSON_CONTEXT, REPO_ROOT, cfn_lint_errors
 
 import app as cdk_app
 from cdk import pipeline as cdk_pipeline
 from cdk.config import StageConfigError
 from cdk.pipeline import (
     PIPELINE_STACK_NAME,
+    SMOKE_REQUIREMENTS,
     PipelineConfigError,
     PipelineStack,
     build_pipeline_app,
+    pinned_cdk_assets_version,
     pinned_cli_version,
+    pinned_npm_version,
+    pinned_requirements,
     pipeline_enabled,
 )
 from cdk.stage import VoiceAgentStage
 
 SETTINGS: dict[str, Any] = CDK_JSON_CONTEXT["pipelineSettings"]
 STAGES: dict[str, Any] = CDK_JSON_CONTEXT["stages"]
-PINNED_CLI = json.loads((REPO_ROOT / "package.json").read_text())["devDependencies"]["aws-cdk"]
+PINNED = json.loads((REPO_ROOT / "package.json").read_text())["devDependencies"]
+PINNED_CLI = PINNED["aws-cdk"]
+PINNED_CDK_ASSETS = PINNED["cdk-assets"]
 ARM_IMAGE = codebuild.LinuxArmBuildImage.AMAZON_LINUX_2023_STANDARD_3_0.image_id
 
 
@@ -145,7 +152,7 @@ def test_synth_step_installs_builds_the_web_client_runs_the_unit_tests_then_synt
     (synth,) = synthesized_pipeline.stage("Build")["Actions"]
     commands = all_commands(synthesized_pipeline.buildspec(synth))
     expected_in_order = [
-        "make deps",
+        "make test-deps",
         "npm --prefix web_client ci",
         "npm --prefix web_client run build",
         '.venv/bin/pytest -m "not browser and not turn"',
@@ -163,7 +170,7 @@ def test_synth_runs_on_python_3_12_and_node_22(synthesized_pipeline) -> None:
 
 def test_pipeline_uses_the_cdk_cli_pinned_in_package_json(synthesized_pipeline) -> None:
     assert pinned_cli_version() == PINNED_CLI
-    # The synth step runs the CLI that `make deps` installed from package.json ...
+    # The synth step runs the CLI that `make test-deps` installed from package.json ...
     (synth,) = synthesized_pipeline.stage("Build")["Actions"]
     assert any(
         c.startswith("npx --no-install cdk ") for c in all_commands(synthesized_pipeline.buildspec(synth))
@@ -173,11 +180,37 @@ def test_pipeline_uses_the_cdk_cli_pinned_in_package_json(synthesized_pipeline) 
     assert f"npm install -g aws-cdk@{PINNED_CLI}" in all_commands(synthesized_pipeline.buildspec(mutate))
 
 
-def test_a_cli_version_range_in_package_json_is_rejected(tmp_path: Path) -> None:
+@pytest.mark.parametrize("package", ["aws-cdk", "cdk-assets"])
+def test_a_version_range_in_package_json_is_rejected(tmp_path: Path, package: str) -> None:
     package_json = tmp_path / "package.json"
-    package_json.write_text(json.dumps({"devDependencies": {"aws-cdk": "^2.1148.1"}}))
-    with pytest.raises(PipelineConfigError, match=r"devDependencies\.aws-cdk"):
-        pinned_cli_version(package_json)
+    package_json.write_text(json.dumps({"devDependencies": {package: "^2.1148.1"}}))
+    with pytest.raises(PipelineConfigError, match=rf"devDependencies\.{re.escape(package)}"):
+        pinned_npm_version(package, package_json)
+
+
+def every_buildspec(pipeline: SynthesizedPipeline) -> dict[str, dict[str, Any]]:
+    return {
+        logical_id: json.loads(resource["Properties"]["Source"]["BuildSpec"])
+        for logical_id, resource in pipeline.resources.items()
+        if resource["Type"] == "AWS::CodeBuild::Project"
+    }
+
+
+def test_no_buildspec_installs_a_tool_at_latest_or_without_an_exact_version(synthesized_pipeline) -> None:
+    buildspecs = every_buildspec(synthesized_pipeline)
+    assert len(buildspecs) >= 5  # synth, self-mutation, assets, one smoke step per stage
+    for logical_id, buildspec in buildspecs.items():
+        assert "@latest" not in json.dumps(buildspec), logical_id
+        for command in all_commands(buildspec):
+            for package in re.findall(r"npm install -g (\S+)", command):
+                assert re.fullmatch(r"(@?[\w./-]+)@\d+\.\d+\.\d+", package), (logical_id, command)
+
+
+def test_asset_publishing_installs_the_cdk_assets_pinned_in_package_json(synthesized_pipeline) -> None:
+    assert pinned_cdk_assets_version() == PINNED_CDK_ASSETS
+    for action in synthesized_pipeline.stage("Assets")["Actions"]:
+        commands = all_commands(synthesized_pipeline.buildspec(action))
+        assert f"npm install -g cdk-assets@{PINNED_CDK_ASSETS}" in commands, action["Name"]
 
 
 def test_every_marker_the_synth_step_deselects_is_registered_with_pytest() -> None:
@@ -264,6 +297,43 @@ def test_each_stage_ends_with_the_smoke_call(synthesized_pipeline, stage_name: s
     region = STAGES[stage_name]["region"]
     assert f".venv/bin/voice-agent-smoke --stage {stage_name} --region {region}" in commands
     assert "pip install --quiet --disable-pip-version-check --no-deps -e ops" in " ".join(commands)
+
+
+@pytest.mark.parametrize("stage_name", SETTINGS["stages"])
+def test_the_smoke_step_installs_only_what_the_smoke_call_imports_at_pinned_versions(
+    synthesized_pipeline, stage_name: str
+) -> None:
+    smoke = actions_of(synthesized_pipeline.stage(f"voice-agent-{stage_name}"))[-1]
+    installs = [c for c in all_commands(synthesized_pipeline.buildspec(smoke)) if " install " in c]
+    packages = [word for c in installs for word in c.split() if "==" in word]
+    assert sorted(p.split("==")[0] for p in packages) == sorted(SMOKE_REQUIREMENTS)
+    assert all(re.fullmatch(r"[\w-]+==\d+(\.\d+)+", p) for p in packages), packages
+    assert not any(" -r " in c for c in installs), "no whole requirement file (CDK, test tools, agent)"
+
+
+def third_party_imports(package_dir: Path) -> set[str]:
+    modules: set[str] = set()
+    for path in package_dir.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                modules |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                modules.add(node.module.split(".")[0])
+    return modules - set(sys.stdlib_module_names) - {"__future__", package_dir.name}
+
+
+def test_the_smoke_requirements_are_exactly_what_the_ops_package_imports() -> None:
+    # botocore comes with boto3, at the version boto3 pins.
+    distributions = {"botocore": "boto3"}
+    imported = {distributions.get(m, m) for m in third_party_imports(REPO_ROOT / "ops" / "voice_agent_ops")}
+    assert imported == set(SMOKE_REQUIREMENTS)
+
+
+def test_a_smoke_requirement_pinned_nowhere_fails_naming_it(tmp_path: Path) -> None:
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("aiortc==1.16.0\n")
+    with pytest.raises(PipelineConfigError, match="needs httpx pinned"):
+        pinned_requirements(["aiortc", "httpx"], [requirements])
 
 
 @pytest.mark.parametrize("stage_name", SETTINGS["stages"])
@@ -415,18 +485,6 @@ def test_settings_under_the_switch_key_fail_with_a_pointer_to_pipeline_settings(
 
 
 # --- the CLI path (`make synth PIPELINE=1`) -----------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def cli_pipeline_synth(web_client_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    outdir = tmp_path_factory.mktemp("cli_pipeline")
-    started = time.perf_counter()
-    result = run_cdk(
-        "synth", "--quiet", "-c", "pipeline=1", "-c", f"webClientDir={web_client_dir}", "-o", str(outdir)
-    )
-    print(f"\npipeline app synth (npx cdk synth): {time.perf_counter() - started:.1f} s")
-    assert result.returncode == 0, f"cdk synth -c pipeline=1 failed:\n{result.stdout}\n{result.stderr}"
-    yield outdir
 
 
 def test_cli_synth_with_the_pipeline_switch_writes_the_pipeline_stack(cli_pipeline_synth: Path) -> None:

@@ -1,4 +1,4 @@
-"""Item 2: the stage configuration in cdk.json is parsed into a typed object; bad values fail synth with a
+"""The stage configuration in cdk.json is parsed into a typed object; bad values fail synth with a
 message naming the key and the allowed values."""
 
 import copy
@@ -102,6 +102,20 @@ def test_optional_settings_have_defaults() -> None:
         ({"turnChannels": "3"}, "stages.dev.turnChannels", ["whole number"]),
         ({"turnChannels": 2.0}, "stages.dev.turnChannels", ["whole number"]),
         ({"turnChannels": True}, "stages.dev.turnChannels", ["whole number"]),
+        # Nova 2 Sonic is not served in us-east-2: the US or global profile is.
+        (
+            {"region": "us-east-2", "zoneIds": None},
+            "stages.dev.modelId",
+            ["us-east-2", "us.amazon.nova-2-sonic-v1:0", "global.amazon.nova-2-sonic-v1:0"],
+        ),
+        (
+            {"region": "eu-west-1", "zoneIds": None, "modelId": "us.amazon.nova-2-sonic-v1:0"},
+            "stages.dev.modelId",
+            ["eu-west-1", "global.amazon.nova-2-sonic-v1:0"],
+        ),
+        ({"modelId": "eu.amazon.nova-2-sonic-v1:0"}, "stages.dev.modelId", ["no eu. inference profile"]),
+        ({"modelId": "amazon.nova-sonic-v1:0"}, "stages.dev.modelId", ["amazon.nova-2-sonic-v1:0"]),
+        ({"modelId": ""}, "stages.dev.modelId", ["non-empty"]),
     ],
 )
 def test_bad_setting_names_key_and_allowed_values(changes: dict, key: str, allowed: list[str]) -> None:
@@ -120,11 +134,32 @@ def test_turn_channels_default_to_one_and_accept_up_to_twenty() -> None:
 
 def test_turn_channels_whose_arns_outgrow_an_environment_value_are_refused() -> None:
     # A 16-character stage name in a long region: 20 channel ARNs would not fit in 2048 characters.
-    stages = {"abcdefghijklmnop": {"region": "ap-southeast-2", "turnChannels": 20}}
+    stages = {
+        "abcdefghijklmnop": {
+            "region": "ap-southeast-2",
+            "modelId": "global.amazon.nova-2-sonic-v1:0",
+            "turnChannels": 20,
+        }
+    }
     with pytest.raises(StageConfigError) as error:
         load_stage({"stages": stages, "stage": "abcdefghijklmnop"})
     message = str(error.value)
     assert "stages.abcdefghijklmnop.turnChannels = 20" in message and "2048" in message
+
+
+@pytest.mark.parametrize(
+    ("region", "model_id"),
+    [
+        ("us-east-1", "amazon.nova-2-sonic-v1:0"),
+        ("us-east-1", "us.amazon.nova-2-sonic-v1:0"),
+        ("us-east-2", "us.amazon.nova-2-sonic-v1:0"),
+        ("eu-west-1", "global.amazon.nova-2-sonic-v1:0"),
+        ("ap-northeast-1", "amazon.nova-2-sonic-v1:0"),
+    ],
+)
+def test_a_model_the_region_can_invoke_is_accepted(region: str, model_id: str) -> None:
+    config = load_stage({"stages": {"dev": {"region": region, "modelId": model_id}}})
+    assert config.model_id == model_id
 
 
 def test_unknown_stage_lists_the_stages() -> None:
