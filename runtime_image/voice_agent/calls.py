@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import logging
 import secrets
@@ -23,6 +24,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
 from voice_agent.audio import InputResampler, PacedOutputTrack
+from voice_agent.errors import CallError
 from voice_agent.ice import IceServer, aiortc_ice_servers
 from voice_agent.logs import log_event
 from voice_agent.metrics import LIVE_REPORT_SECONDS, CallRecord, Metrics, NoMetrics
@@ -36,16 +38,6 @@ CLOSE_TIMEOUT = 5.0
 
 VOICE_START_TIMEOUT = 30.0
 """A voice that cannot open its session in this long fails the offer with 503."""
-
-
-class CallError(Exception):
-    """A request about a call failed because of its input or the server's state (answered as 4xx/503)."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
 
 
 def keep_relay_candidates(sdp: str) -> str:
@@ -63,10 +55,39 @@ def parse_candidate(candidate: str, sdp_mid: str | None, sdp_mline_index: int | 
     try:
         parsed = candidate_from_sdp(text)
     except Exception as error:  # aiortc asserts, or raises ValueError/IndexError, on bad candidates
-        raise CallError(400, "invalid_candidate", f"cannot parse ICE candidate {candidate!r}") from error
+        raise CallError(
+            400,
+            "invalid_candidate",
+            "an ICE candidate is not 'candidate:<foundation> <component> <protocol> <priority> "
+            "<address> <port> typ <type> ...'",
+        ) from error
+    if problem := _candidate_problem(parsed):
+        raise CallError(400, "invalid_candidate", f"an ICE candidate has {problem}")
     parsed.sdpMid = sdp_mid
     parsed.sdpMLineIndex = sdp_mline_index
     return parsed
+
+
+def _candidate_problem(candidate: RTCIceCandidate) -> str | None:
+    """What aioice would choke on later, in a task no answer reaches; None if nothing."""
+    if not 0 <= candidate.port <= 65535:
+        return "a port outside 0-65535"
+    if candidate.relatedPort is not None and not 0 <= candidate.relatedPort <= 65535:
+        return "an rport outside 0-65535"
+    if not 1 <= candidate.component <= 256:
+        return "a component outside 1-256"
+    if not 0 <= candidate.priority < 2**32:
+        return "a priority outside 0-4294967295"
+    if candidate.protocol.lower() not in ("udp", "tcp"):
+        return "a transport other than udp or tcp"
+    if candidate.type not in ("host", "srflx", "prflx", "relay"):
+        return "a type other than host, srflx, prflx or relay"
+    if not candidate.ip.endswith(".local"):  # browsers hide host addresses behind mDNS names
+        try:
+            ipaddress.ip_address(candidate.ip)
+        except ValueError:
+            return "an address that is neither an IP address nor an mDNS .local name"
+    return None
 
 
 class Call:
@@ -167,7 +188,9 @@ class Call:
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
         except Exception as error:  # aiortc raises ValueError, KeyError, IndexError... on bad SDP
-            raise CallError(400, "invalid_sdp", f"cannot parse the offer SDP: {error}") from error
+            raise CallError(
+                400, "invalid_sdp", "the offer SDP cannot be parsed: send an RTCPeerConnection's offer"
+            ) from error
         if self._remote_track is None:
             raise CallError(400, "invalid_sdp", "the offer has no audio track the agent can receive")
         self.pc.addTrack(self.output)
@@ -183,7 +206,7 @@ class Call:
                 raise result
         if isinstance(results[0], BaseException):
             raise CallError(
-                503, "voice_unavailable", f"the voice could not start: {results[0]}"
+                503, "voice_unavailable", "the voice could not start right now; try again"
             ) from results[0]
         if isinstance(results[1], BaseException):
             raise results[1]
@@ -198,7 +221,12 @@ class Call:
         return keep_relay_candidates(answer_sdp) if self.relay_only else answer_sdp
 
     async def _create_answer(self) -> str:
-        answer = await self.pc.createAnswer()
+        try:
+            answer = await self.pc.createAnswer()
+        except Exception as error:  # an offer aiortc took but cannot answer (a BUNDLE of no section...)
+            raise CallError(
+                400, "invalid_sdp", "the agent cannot answer this offer: send an RTCPeerConnection's offer"
+            ) from error
         await self.pc.setLocalDescription(answer)
         return self.pc.localDescription.sdp
 
@@ -207,7 +235,9 @@ class Call:
             try:
                 await self.pc.addIceCandidate(candidate)
             except ValueError as error:
-                raise CallError(400, "invalid_candidate", str(error)) from error
+                raise CallError(
+                    400, "invalid_candidate", "the call cannot take this ICE candidate"
+                ) from error
 
     # --- media and events --------------------------------------------------------------------
     def _on_track(self, track: MediaStreamTrack) -> None:
