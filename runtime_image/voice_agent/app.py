@@ -21,6 +21,7 @@ from voice_agent.errors import CallError, describe, new_error_id
 from voice_agent.ice import IceProvider, create_ice_provider
 from voice_agent.logs import log_event
 from voice_agent.metrics import Metrics, create_metrics
+from voice_agent.reclaim import Reclaimer
 from voice_agent.settings import Settings
 from voice_agent.signaling import Signaling, parse_envelope, validation_message
 from voice_agent.tracing import create_tracer
@@ -77,12 +78,14 @@ def create_app(
     ice_provider = (
         ice_provider if ice_provider is not None else create_ice_provider(settings, metrics=metrics)
     )
+    reclaimer = Reclaimer()
     registry = CallRegistry(
         voice=voice,
         max_calls=settings.max_calls,
         audio_timeout=settings.audio_timeout_seconds,
         metrics=metrics,
         tracer=tracer,
+        reclaimer=reclaimer,
     )
     signaling = Signaling(
         registry=registry, ice_provider=ice_provider, relay_only=settings.relay_only, tracer=tracer
@@ -90,6 +93,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        reclaimer.start()
         log_event(
             logger,
             "agent_started",

@@ -28,6 +28,7 @@ from voice_agent.errors import CallError
 from voice_agent.ice import IceServer, aiortc_ice_servers
 from voice_agent.logs import log_event
 from voice_agent.metrics import LIVE_REPORT_SECONDS, CallRecord, Metrics, NoMetrics
+from voice_agent.reclaim import Reclaimer
 from voice_agent.voices.base import Voice, VoiceSession, state_event
 
 logger = logging.getLogger(__name__)
@@ -146,8 +147,9 @@ class Call:
                 )
             )
             self.output = PacedOutputTrack(live=voice.paced_by_caller, on_speaking=self._on_speaking)
-            self._resampler = InputResampler()
-            self.session: VoiceSession = voice.open_session(call_id=call_id, output=self)
+            self._resampler: InputResampler | None = InputResampler()
+            # The session holds the call (its output): dropped at close to break that cycle.
+            self._session: VoiceSession | None = voice.open_session(call_id=call_id, output=self)
         except BaseException as error:
             # No Call comes out of a failed __init__, so nobody else could release what it made.
             self._discard_half_made(pc, error)
@@ -165,6 +167,10 @@ class Call:
             # (no transports yet), so the scheduled task finishes on the loop's next turn.
             closing = asyncio.ensure_future(pc.close())
             closing.add_done_callback(_ignore_result)
+
+    def _live_session(self) -> VoiceSession:
+        assert self._session is not None, "the call has closed its voice session"
+        return self._session
 
     # --- VoiceOutput -------------------------------------------------------------------------
     def play(self, pcm: bytes) -> None:
@@ -197,7 +203,7 @@ class Call:
         with self._tracer.start_as_current_span("call.negotiate", context=self._span_context):
             # Start the voice (a model stream) while ICE candidates are gathered.
             results = await asyncio.gather(
-                asyncio.wait_for(self.session.start(), VOICE_START_TIMEOUT),
+                asyncio.wait_for(self._live_session().start(), VOICE_START_TIMEOUT),
                 self._create_answer(),
                 return_exceptions=True,
             )
@@ -274,9 +280,9 @@ class Call:
 
     async def _pump_input(self) -> None:
         track = self._remote_track
-        assert track is not None
+        assert track is not None and self._resampler is not None
         resample = self._resampler.resample
-        send = self.session.send_audio
+        send = self._live_session().send_audio
         while True:
             try:
                 frame = await track.recv()
@@ -354,6 +360,29 @@ class Call:
         assert self._closing is not None
         await asyncio.shield(self._closing)
 
+    def _release(self) -> None:
+        """Drop what the closed call owns and break the cycles through it, so that it is freed now.
+
+        Event listeners are the back-references: the call's handlers on its peer connection,
+        track and channel, and the peer connection's own handlers on its transports.
+        """
+        pc = self.pc
+        emitters: list[Any] = [pc]
+        transports = [t.receiver.transport for t in pc.getTransceivers()]
+        transports += [t.sender.transport for t in pc.getTransceivers()]
+        if pc.sctp is not None:
+            emitters.append(pc.sctp)
+            transports.append(pc.sctp.transport)
+        for dtls in {id(t): t for t in transports if t is not None}.values():
+            emitters += [dtls, dtls.transport, dtls.transport.iceGatherer]
+        emitters += [e for e in (self._remote_track, self._events) if e is not None]
+        for emitter in emitters:
+            emitter.remove_all_listeners()
+        self._remote_track = None
+        self._events = None
+        self._session = None
+        self._resampler = None
+
     async def _close(self, reason: str) -> None:
         self.end_reason = reason
         self._on_ended(self)  # out of the registry first: no new request reaches a closing call
@@ -363,12 +392,11 @@ class Call:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.session.close(), CLOSE_TIMEOUT)
+            await asyncio.wait_for(self._live_session().close(), CLOSE_TIMEOUT)
         self.output.stop()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.pc.close(), CLOSE_TIMEOUT)
-        self._remote_track = None
-        self._events = None
+        self._release()
         now = time.monotonic()
         duration = now - self._started_at
         connected = self._connected_at is not None
@@ -417,8 +445,10 @@ class CallRegistry:
         audio_timeout: float,
         metrics: Metrics | None = None,
         tracer: trace.Tracer | None = None,
+        reclaimer: Reclaimer | None = None,
     ) -> None:
         self._voice = voice
+        self._reclaimer = reclaimer
         self._max_calls = max_calls
         self._audio_timeout = audio_timeout
         self._metrics: Metrics = metrics if metrics is not None else NoMetrics()
@@ -531,8 +561,13 @@ class CallRegistry:
         # Hold the closing call until its close finishes: a task is only weakly referenced by asyncio.
         self._ending.add(call)
         if call.closing_task is not None:
-            call.closing_task.add_done_callback(lambda _: self._ending.discard(call))
+            call.closing_task.add_done_callback(lambda _: self._closed(call))
         self._touch()
+
+    def _closed(self, call: Call) -> None:
+        self._ending.discard(call)
+        if self._reclaimer is not None:
+            self._reclaimer.call_ended(idle=not self.busy and not self._ending)
 
     def _touch(self) -> None:
         self.time_of_last_update = int(time.time())
