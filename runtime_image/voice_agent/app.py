@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import traceback
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from http import HTTPStatus
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -14,12 +16,14 @@ from opentelemetry.trace import TracerProvider
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from voice_agent import aiortc_fixes
-from voice_agent.calls import CallError, CallRegistry
+from voice_agent.calls import CallRegistry
+from voice_agent.errors import CallError, describe, new_error_id
 from voice_agent.ice import IceProvider, create_ice_provider
 from voice_agent.logs import log_event
 from voice_agent.metrics import Metrics, create_metrics
+from voice_agent.reclaim import Reclaimer
 from voice_agent.settings import Settings
-from voice_agent.signaling import Signaling, parse_envelope
+from voice_agent.signaling import Signaling, parse_envelope, validation_message
 from voice_agent.tracing import create_tracer
 from voice_agent.voices import create_voice
 from voice_agent.voices.base import Voice
@@ -42,8 +46,16 @@ SIGNED_REQUEST_HEADERS = (
 )
 
 
-def error_response(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+#: Fixed messages for what the framework refuses before the app sees the request.
+HTTP_ERRORS = {
+    404: ("not_found", "no such route: the agent serves GET /ping and POST /invocations"),
+    405: ("method_not_allowed", "this route does not take that method"),
+}
+
+
+def error_response(status: int, code: str, message: str, error_id: str) -> JSONResponse:
+    """Every error answer: a code, a message written for the caller, and the id of its log line."""
+    return JSONResponse({"error": {"code": code, "message": message, "id": error_id}}, status_code=status)
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -79,12 +91,14 @@ def create_app(
     ice_provider = (
         ice_provider if ice_provider is not None else create_ice_provider(settings, metrics=metrics)
     )
+    reclaimer = Reclaimer()
     registry = CallRegistry(
         voice=voice,
         max_calls=settings.max_calls,
         audio_timeout=settings.audio_timeout_seconds,
         metrics=metrics,
         tracer=tracer,
+        reclaimer=reclaimer,
     )
     signaling = Signaling(
         registry=registry, ice_provider=ice_provider, relay_only=settings.relay_only, tracer=tracer
@@ -92,6 +106,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        reclaimer.start()
         log_event(
             logger,
             "agent_started",
@@ -121,32 +136,45 @@ def create_app(
 
     @app.exception_handler(CallError)
     async def call_error(request: Request, error: CallError) -> JSONResponse:
+        detail = error.detail
         log_event(
             logger,
             "request_refused",
             level=logging.WARNING,
+            error_id=error.id,
             status=error.status,
             code=error.code,
             message=error.message,
+            **({"detail": detail} if detail is not None else {}),
         )
-        return error_response(error.status, error.code, error.message)
+        return error_response(error.status, error.code, error.message, error.id)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
-        return error_response(400, "invalid_request", str(error.errors()[:3]))
+        return await call_error(
+            request, CallError(400, "invalid_request", validation_message(list(error.errors())))
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
-        codes = {404: "not_found", 405: "method_not_allowed"}
-        return error_response(
-            error.status_code, codes.get(error.status_code, "http_error"), str(error.detail)
-        )
+        status = error.status_code
+        code, message = HTTP_ERRORS.get(status, ("http_error", _status_phrase(status)))
+        return await call_error(request, CallError(status, code, message))
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, error: Exception) -> JSONResponse:
         # Only real faults get here: bad input is refused as a CallError before anything breaks.
-        log_event(logger, "internal_error", level=logging.ERROR, error=repr(error))
-        return error_response(500, "internal_error", "the agent failed; see its logs")
+        error_id = new_error_id()
+        log_event(
+            logger,
+            "internal_error",
+            level=logging.ERROR,
+            error_id=error_id,
+            detail=describe(error),
+            traceback="".join(traceback.format_exception(error)),
+        )
+        message = "the agent failed; its operator can find what happened by the error id"
+        return error_response(500, "internal_error", message, error_id)
 
     @app.get("/ping")
     async def ping() -> dict[str, object]:
@@ -162,3 +190,10 @@ def create_app(
         return await signaling.handle(envelope, session_id=session_id)
 
     return app
+
+
+def _status_phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "the request was refused"

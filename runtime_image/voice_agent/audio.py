@@ -2,6 +2,8 @@
 
 Every call owns its resamplers (a shared one mixes callers' audio). Bytes are taken from frames by
 sample count, never whole planes: PyAV pads planes, and joining them stretches the stream.
+Resampler graphs run in the calling thread: FFmpeg's default gives every graph a pool of one thread
+per CPU, which a 20 ms frame never needs and which lives until the garbage collector frees the graph.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ class AlignedResampler:
 
     def __init__(self, rate: int) -> None:
         self._rate = rate
-        self._resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
+        self._resampler = av.AudioResampler(format="s16", layout="mono", rate=rate, threads=1)
         self._primed = False
 
     def resample(self, frame: av.AudioFrame) -> bytes:
@@ -171,6 +173,10 @@ class PacedOutputTrack(MediaStreamTrack):
         super().stop()
         self._buffer.clear()
         self._data_arrived.set()  # wake a waiting recv() so it ends
+        # Stopped for good: no more callbacks (the call's handler refers back to the call) and no
+        # resampler kept for audio that write() now refuses.
+        self._on_speaking = None
+        self._upsampler = None
 
     async def recv(self) -> av.AudioFrame:
         if self.readyState != "live":

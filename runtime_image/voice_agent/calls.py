@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import logging
 import secrets
@@ -23,9 +24,11 @@ from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
 from voice_agent.audio import InputResampler, PacedOutputTrack
+from voice_agent.errors import CallError
 from voice_agent.ice import IceServer, aiortc_ice_servers
 from voice_agent.logs import log_event
 from voice_agent.metrics import LIVE_REPORT_SECONDS, CallRecord, Metrics, NoMetrics
+from voice_agent.reclaim import Reclaimer
 from voice_agent.voices.base import Voice, VoiceSession, state_event
 
 logger = logging.getLogger(__name__)
@@ -36,16 +39,6 @@ CLOSE_TIMEOUT = 5.0
 
 VOICE_START_TIMEOUT = 30.0
 """A voice that cannot open its session in this long fails the offer with 503."""
-
-
-class CallError(Exception):
-    """A request about a call failed because of its input or the server's state (answered as 4xx/503)."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
 
 
 def keep_relay_candidates(sdp: str) -> str:
@@ -63,10 +56,39 @@ def parse_candidate(candidate: str, sdp_mid: str | None, sdp_mline_index: int | 
     try:
         parsed = candidate_from_sdp(text)
     except Exception as error:  # aiortc asserts, or raises ValueError/IndexError, on bad candidates
-        raise CallError(400, "invalid_candidate", f"cannot parse ICE candidate {candidate!r}") from error
+        raise CallError(
+            400,
+            "invalid_candidate",
+            "an ICE candidate is not 'candidate:<foundation> <component> <protocol> <priority> "
+            "<address> <port> typ <type> ...'",
+        ) from error
+    if problem := _candidate_problem(parsed):
+        raise CallError(400, "invalid_candidate", f"an ICE candidate has {problem}")
     parsed.sdpMid = sdp_mid
     parsed.sdpMLineIndex = sdp_mline_index
     return parsed
+
+
+def _candidate_problem(candidate: RTCIceCandidate) -> str | None:
+    """What aioice would choke on later, in a task no answer reaches; None if nothing."""
+    if not 0 <= candidate.port <= 65535:
+        return "a port outside 0-65535"
+    if candidate.relatedPort is not None and not 0 <= candidate.relatedPort <= 65535:
+        return "an rport outside 0-65535"
+    if not 1 <= candidate.component <= 256:
+        return "a component outside 1-256"
+    if not 0 <= candidate.priority < 2**32:
+        return "a priority outside 0-4294967295"
+    if candidate.protocol.lower() not in ("udp", "tcp"):
+        return "a transport other than udp or tcp"
+    if candidate.type not in ("host", "srflx", "prflx", "relay"):
+        return "a type other than host, srflx, prflx or relay"
+    if not candidate.ip.endswith(".local"):  # browsers hide host addresses behind mDNS names
+        try:
+            ipaddress.ip_address(candidate.ip)
+        except ValueError:
+            return "an address that is neither an IP address nor an mDNS .local name"
+    return None
 
 
 class Call:
@@ -125,8 +147,9 @@ class Call:
                 )
             )
             self.output = PacedOutputTrack(live=voice.paced_by_caller, on_speaking=self._on_speaking)
-            self._resampler = InputResampler()
-            self.session: VoiceSession = voice.open_session(call_id=call_id, output=self)
+            self._resampler: InputResampler | None = InputResampler()
+            # The session holds the call (its output): dropped at close to break that cycle.
+            self._session: VoiceSession | None = voice.open_session(call_id=call_id, output=self)
         except BaseException as error:
             # No Call comes out of a failed __init__, so nobody else could release what it made.
             self._discard_half_made(pc, error)
@@ -144,6 +167,10 @@ class Call:
             # (no transports yet), so the scheduled task finishes on the loop's next turn.
             closing = asyncio.ensure_future(pc.close())
             closing.add_done_callback(_ignore_result)
+
+    def _live_session(self) -> VoiceSession:
+        assert self._session is not None, "the call has closed its voice session"
+        return self._session
 
     # --- VoiceOutput -------------------------------------------------------------------------
     def play(self, pcm: bytes) -> None:
@@ -167,14 +194,16 @@ class Call:
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
         except Exception as error:  # aiortc raises ValueError, KeyError, IndexError... on bad SDP
-            raise CallError(400, "invalid_sdp", f"cannot parse the offer SDP: {error}") from error
+            raise CallError(
+                400, "invalid_sdp", "the offer SDP cannot be parsed: send an RTCPeerConnection's offer"
+            ) from error
         if self._remote_track is None:
             raise CallError(400, "invalid_sdp", "the offer has no audio track the agent can receive")
         self.pc.addTrack(self.output)
         with self._tracer.start_as_current_span("call.negotiate", context=self._span_context):
             # Start the voice (a model stream) while ICE candidates are gathered.
             results = await asyncio.gather(
-                asyncio.wait_for(self.session.start(), VOICE_START_TIMEOUT),
+                asyncio.wait_for(self._live_session().start(), VOICE_START_TIMEOUT),
                 self._create_answer(),
                 return_exceptions=True,
             )
@@ -183,7 +212,7 @@ class Call:
                 raise result
         if isinstance(results[0], BaseException):
             raise CallError(
-                503, "voice_unavailable", f"the voice could not start: {results[0]}"
+                503, "voice_unavailable", "the voice could not start right now; try again"
             ) from results[0]
         if isinstance(results[1], BaseException):
             raise results[1]
@@ -198,7 +227,12 @@ class Call:
         return keep_relay_candidates(answer_sdp) if self.relay_only else answer_sdp
 
     async def _create_answer(self) -> str:
-        answer = await self.pc.createAnswer()
+        try:
+            answer = await self.pc.createAnswer()
+        except Exception as error:  # an offer aiortc took but cannot answer (a BUNDLE of no section...)
+            raise CallError(
+                400, "invalid_sdp", "the agent cannot answer this offer: send an RTCPeerConnection's offer"
+            ) from error
         await self.pc.setLocalDescription(answer)
         return self.pc.localDescription.sdp
 
@@ -207,7 +241,9 @@ class Call:
             try:
                 await self.pc.addIceCandidate(candidate)
             except ValueError as error:
-                raise CallError(400, "invalid_candidate", str(error)) from error
+                raise CallError(
+                    400, "invalid_candidate", "the call cannot take this ICE candidate"
+                ) from error
 
     # --- media and events --------------------------------------------------------------------
     def _on_track(self, track: MediaStreamTrack) -> None:
@@ -244,9 +280,9 @@ class Call:
 
     async def _pump_input(self) -> None:
         track = self._remote_track
-        assert track is not None
+        assert track is not None and self._resampler is not None
         resample = self._resampler.resample
-        send = self.session.send_audio
+        send = self._live_session().send_audio
         while True:
             try:
                 frame = await track.recv()
@@ -324,6 +360,29 @@ class Call:
         assert self._closing is not None
         await asyncio.shield(self._closing)
 
+    def _release(self) -> None:
+        """Drop what the closed call owns and break the cycles through it, so that it is freed now.
+
+        Event listeners are the back-references: the call's handlers on its peer connection,
+        track and channel, and the peer connection's own handlers on its transports.
+        """
+        pc = self.pc
+        emitters: list[Any] = [pc]
+        transports = [t.receiver.transport for t in pc.getTransceivers()]
+        transports += [t.sender.transport for t in pc.getTransceivers()]
+        if pc.sctp is not None:
+            emitters.append(pc.sctp)
+            transports.append(pc.sctp.transport)
+        for dtls in {id(t): t for t in transports if t is not None}.values():
+            emitters += [dtls, dtls.transport, dtls.transport.iceGatherer]
+        emitters += [e for e in (self._remote_track, self._events) if e is not None]
+        for emitter in emitters:
+            emitter.remove_all_listeners()
+        self._remote_track = None
+        self._events = None
+        self._session = None
+        self._resampler = None
+
     async def _close(self, reason: str) -> None:
         self.end_reason = reason
         self._on_ended(self)  # out of the registry first: no new request reaches a closing call
@@ -333,12 +392,11 @@ class Call:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.session.close(), CLOSE_TIMEOUT)
+            await asyncio.wait_for(self._live_session().close(), CLOSE_TIMEOUT)
         self.output.stop()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.pc.close(), CLOSE_TIMEOUT)
-        self._remote_track = None
-        self._events = None
+        self._release()
         now = time.monotonic()
         duration = now - self._started_at
         connected = self._connected_at is not None
@@ -387,8 +445,10 @@ class CallRegistry:
         audio_timeout: float,
         metrics: Metrics | None = None,
         tracer: trace.Tracer | None = None,
+        reclaimer: Reclaimer | None = None,
     ) -> None:
         self._voice = voice
+        self._reclaimer = reclaimer
         self._max_calls = max_calls
         self._audio_timeout = audio_timeout
         self._metrics: Metrics = metrics if metrics is not None else NoMetrics()
@@ -501,8 +561,13 @@ class CallRegistry:
         # Hold the closing call until its close finishes: a task is only weakly referenced by asyncio.
         self._ending.add(call)
         if call.closing_task is not None:
-            call.closing_task.add_done_callback(lambda _: self._ending.discard(call))
+            call.closing_task.add_done_callback(lambda _: self._closed(call))
         self._touch()
+
+    def _closed(self, call: Call) -> None:
+        self._ending.discard(call)
+        if self._reclaimer is not None:
+            self._reclaimer.call_ended(idle=not self.busy and not self._ending)
 
     def _touch(self) -> None:
         self.time_of_last_update = int(time.time())

@@ -75,9 +75,11 @@ def main(argv: list[str] | None = None) -> None:
 
     from voice_agent.app import create_app
     from voice_agent.logs import configure_logging
+    from voice_agent.reclaim import freeze_start_up_objects
 
     configure_logging()
     app = create_app(settings)
+    freeze_start_up_objects()  # what exists now lives as long as the process
     # One worker: calls live in this process's memory.
     uvicorn.run(app, host=settings.host, port=settings.port, workers=1, log_config=None, access_log=False)
 

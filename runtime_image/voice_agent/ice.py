@@ -42,7 +42,11 @@ THROTTLE_ERROR_CODES = frozenset(
 
 
 class IceUnavailable(Exception):
-    """The ICE provider cannot give servers right now (answered as 503; the next request retries)."""
+    """The ICE provider cannot give servers right now (answered as 503; the next request retries).
+
+    Its text and cause name AWS resources and carry AWS's own messages (account ids, role ARNs):
+    they go to the log, and the caller gets a fixed message.
+    """
 
 
 @dataclass(frozen=True)
@@ -228,9 +232,7 @@ class KvsIce:
                     error=type(error).__name__,
                     detail=str(error),
                 )
-                raise IceUnavailable(
-                    f"TURN credentials from Kinesis Video Streams failed: {error}"
-                ) from error
+                raise IceUnavailable(f"TURN credentials from {channel_arn} failed") from error
             cache.servers = servers
             cache.expires_at = self._clock() + ttl
             log_event(logger, "kvs_ice_refreshed", channel_arn=channel_arn, servers=len(servers), ttl=ttl)

@@ -1,21 +1,23 @@
 """The signaling protocol: request models for ``POST /invocations`` and their dispatch.
 
-``{"action": ..., "data": {...}}`` with actions ice_config, offer, ice_candidate and disconnect
-(DESIGN.md). Every bad input is a ``CallError`` with a 4xx status, a code and a message.
+``{"action": ..., "data": {...}}`` with actions ice_config, offer, ice_candidate and disconnect.
+Every bad input is a ``CallError`` with a 4xx status, a code and a message that says what is wrong.
 """
 
 from __future__ import annotations
 
-import json
 import logging
+from collections.abc import Awaitable
 from typing import Any, Literal
 
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
-from voice_agent.calls import CallError, CallRegistry, parse_candidate
-from voice_agent.ice import IceProvider, IceUnavailable
+from voice_agent.calls import CallRegistry, parse_candidate
+from voice_agent.errors import CallError
+from voice_agent.ice import IceProvider, IceServer, IceUnavailable
+from voice_agent.json_body import JsonRefused, parse_json_body
 from voice_agent.logs import log_event
 
 logger = logging.getLogger(__name__)
@@ -58,9 +60,21 @@ class DisconnectData(_Model):
 ACTIONS = ("ice_config", "offer", "ice_candidate", "disconnect")
 
 
-def _validation_message(error: ValidationError) -> str:
+ICE_UNAVAILABLE_MESSAGE = "TURN credentials are unavailable right now; try again"
+
+
+async def _ice_or_503[T](fetch: Awaitable[T]) -> T:
+    """The ICE provider's answer; its failure is a 503 whose detail (AWS's error) goes to the log."""
+    try:
+        return await fetch
+    except IceUnavailable as error:
+        raise CallError(503, "ice_unavailable", ICE_UNAVAILABLE_MESSAGE) from error
+
+
+def validation_message(errors: list[Any]) -> str:
+    """Which fields are wrong and what they should be (pydantic's own wording, never the input)."""
     parts = []
-    for item in error.errors(include_url=False)[:5]:
+    for item in errors[:5]:
         where = ".".join(str(p) for p in item["loc"]) or "body"
         parts.append(f"{where}: {item['msg']}")
     return "; ".join(parts)
@@ -70,14 +84,15 @@ def _parse(model: type[_Model], data: Any, action: str) -> Any:
     try:
         return model.model_validate(data if data is not None else {})
     except ValidationError as error:
-        raise CallError(400, "invalid_request", f"{action}: {_validation_message(error)}") from None
+        message = validation_message(error.errors(include_url=False))
+        raise CallError(400, "invalid_request", f"{action}: {message}") from None
 
 
 def parse_envelope(body: bytes) -> Envelope:
     try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise CallError(400, "malformed_json", f"the body is not valid JSON: {error}") from None
+        payload = parse_json_body(body)
+    except JsonRefused as error:
+        raise CallError(400, "malformed_json", str(error)) from None
     if not isinstance(payload, dict):
         raise CallError(
             400, "invalid_request", 'the body must be a JSON object {"action": ..., "data": {...}}'
@@ -138,17 +153,11 @@ class Signaling:
                 span.set_attribute("call.id", str(pc_id))
             return reply
 
-    async def _servers(self, session_id: str) -> list[Any]:
-        try:
-            return await self._ice.servers(session_id)
-        except IceUnavailable as error:
-            raise CallError(503, "ice_unavailable", str(error)) from None
+    async def _servers(self, session_id: str) -> list[IceServer]:
+        return await _ice_or_503(self._ice.servers(session_id))
 
     async def _ice_config(self, data: Any, session_id: str) -> dict[str, Any]:
-        try:
-            ice = await self._ice.browser_ice(session_id)
-        except IceUnavailable as error:
-            raise CallError(503, "ice_unavailable", str(error)) from None
+        ice = await _ice_or_503(self._ice.browser_ice(session_id))
         reply: dict[str, Any] = {
             "iceServers": [server.for_browser() for server in ice.servers],
             "iceTransportPolicy": "relay" if self._relay_only else "all",

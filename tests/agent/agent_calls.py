@@ -9,7 +9,7 @@ import numpy as np
 
 from tests.support import signals
 from tests.support.agent_process import AgentProcess
-from tests.support.rtc_client import RtcCaller, SignalSource
+from tests.support.rtc_client import RtcCaller, SignalingError, SignalSource
 
 #: The echo agent's no-audio timeout: short enough that the vanished-caller test is quick, long
 #: enough for a loaded machine.
@@ -27,6 +27,18 @@ async def echo_round_trip(caller: RtcCaller, *, settle: float = 0.6, within: flo
 def burst_caller(url: str, frequency: float, *, count: int = 3) -> tuple[RtcCaller, list[int]]:
     samples, onsets = signals.tone_bursts(frequency, count=count)
     return RtcCaller(url, source=SignalSource(samples)), onsets
+
+
+async def refused_call(url: str) -> SignalingError:
+    """Call an agent that must refuse the offer; returns the refusal, with the caller closed."""
+    caller = RtcCaller(url)
+    try:
+        await caller.connect()
+    except SignalingError as refusal:
+        return refusal
+    finally:
+        await caller.close()
+    raise AssertionError("the agent took a call it should have refused")
 
 
 def wait_for_status(agent: AgentProcess, status: str, within: float = 15.0) -> dict:

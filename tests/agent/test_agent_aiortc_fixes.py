@@ -1,7 +1,9 @@
-"""The aiortc/aioice fixes: the same audio levels as aiortc's own, faster; and the triggered check
-that aioice leaves out, once per pair."""
+"""The aiortc/aioice fixes: the same audio levels as aiortc's own, faster; the triggered check
+that aioice leaves out, once per pair; and encoders whose resamplers start no threads."""
 
 import asyncio
+import fractions
+import os
 from types import SimpleNamespace
 
 import aiortc.rtcrtpsender
@@ -11,6 +13,9 @@ import pytest
 from aioice import Candidate, stun
 from aioice.ice import CandidatePair, Connection
 from aiortc import rtp
+from aiortc.codecs.g711 import PcmuEncoder
+from aiortc.codecs.g722 import G722Encoder
+from aiortc.codecs.opus import OpusEncoder
 from voice_agent import aiortc_fixes
 
 AIORTC_AUDIO_LEVEL = aiortc_fixes.AIORTC_COMPUTE_AUDIO_LEVEL_DBOV
@@ -115,3 +120,20 @@ def test_install_replaces_aioices_incoming_check_handler() -> None:
     assert aiortc_fixes.install() is True
     assert Connection.check_incoming is aiortc_fixes.check_incoming
     assert aiortc_fixes.AIOICE_CHECK_INCOMING is not aiortc_fixes.check_incoming
+
+
+def os_threads() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+@pytest.mark.parametrize("encoder_type", [OpusEncoder, PcmuEncoder, G722Encoder])
+def test_aiortcs_audio_encoders_resample_without_a_thread_pool(encoder_type: type) -> None:
+    """FFmpeg gives a filter graph one thread per CPU unless told otherwise; they outlive the call."""
+    assert aiortc_fixes.install() is True
+    encoder = encoder_type()
+    before = os_threads()
+    frame = frame_of(np.zeros(960, dtype=np.int16))
+    frame.pts, frame.time_base = 0, fractions.Fraction(1, 48_000)
+    encoder.encode(frame)
+    assert encoder.resampler.threads == 1
+    assert os_threads() == before

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from agent_calls import refused_call
 from agent_inprocess import RecordingVoice, serve_in_process
 from aiortc import RTCPeerConnection
 from nova_sonic_fakes import wait_until
@@ -15,8 +16,6 @@ from opentelemetry.trace import StatusCode
 from voice_agent import calls
 from voice_agent.calls import Call
 from voice_agent.voices.base import VoiceOutput
-
-from tests.support.rtc_client import RtcCaller, SignalingError
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -51,15 +50,10 @@ class EndsWhileNegotiatingSession:
 async def test_a_call_that_ends_during_negotiation_is_refused_and_not_registered() -> None:
     voice = RecordingVoice(EndsWhileNegotiatingSession, name="ends-while-negotiating")
     async with serve_in_process(voice=voice) as (url, app):
-        caller = RtcCaller(url)
-        try:
-            with pytest.raises(SignalingError) as refused:
-                await caller.connect()
-        finally:
-            await caller.close()
-        assert refused.value.status == 503
-        assert refused.value.body["error"]["code"] == "call_ended"
-        assert "remote_track_ended" in refused.value.body["error"]["message"]
+        refused = await refused_call(url)
+        assert refused.status == 503
+        assert refused.body["error"]["code"] == "call_ended"
+        assert "remote_track_ended" in refused.body["error"]["message"]
         registry = app.state.registry
         assert len(registry) == 0 and not registry.busy
         async with httpx.AsyncClient(base_url=url) as client:

@@ -7,13 +7,14 @@ from typing import Any
 
 import numpy as np
 import pytest
+from agent_calls import refused_call
 from agent_inprocess import RecordingVoice, serve_in_process
 from nova_sonic_fakes import wait_until
 from voice_agent.calls import Call
 from voice_agent.voices.base import VoiceOutput, error_event, transcript_event
 
 from tests.support import signals
-from tests.support.rtc_client import RtcCaller, SignalingError
+from tests.support.rtc_client import RtcCaller
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -51,7 +52,9 @@ class ScriptedSession:
             seconds=20,
         )
         self.output.clear()
-        self.output.send_event(error_event(code="demo", message="a message the user should see"))
+        self.output.send_event(
+            error_event(code="demo", message="a message the user should see", error_id="e-1")
+        )
 
     async def send_audio(self, pcm: bytes) -> None:
         pass
@@ -86,7 +89,8 @@ async def test_state_transcript_and_error_events_reach_the_browser_and_barge_in_
     assert states[:4] == ["listening", "agent_speaking", "interrupted", "listening"]
     assert {"type": "transcript", "role": "user", "text": "hello", "final": True} in events
     assert {"type": "transcript", "role": "assistant", "text": "Hi there", "final": False} in events
-    assert {"type": "error", "code": "demo", "message": "a message the user should see"} in events
+    error = {"type": "error", "code": "demo", "message": "a message the user should see", "id": "e-1"}
+    assert error in events
     assert voice.sessions and voice.sessions[0].closed
     # About half a second of the two-second answer was heard: the rest was cleared at once.
     loud = np.flatnonzero(np.abs(received.astype(np.int32)) > 3000)
@@ -105,14 +109,9 @@ class BrokenSession(ScriptedSession):
 async def test_a_voice_that_cannot_start_fails_the_offer_with_503_and_leaves_nothing_behind() -> None:
     voice = RecordingVoice(BrokenSession)
     async with serve_in_process(voice=voice) as (url, app):
-        caller = RtcCaller(url)
-        try:
-            with pytest.raises(SignalingError) as refused:
-                await caller.connect()
-        finally:
-            await caller.close()
-        assert refused.value.status == 503
-        assert refused.value.body["error"]["code"] == "voice_unavailable"
-        assert "model stream refused" in refused.value.body["error"]["message"]
+        refused = await refused_call(url)
+        assert refused.status == 503
+        assert refused.body["error"]["code"] == "voice_unavailable"
+        assert refused.body["error"]["message"] == "the voice could not start right now; try again"
         assert len(app.state.registry) == 0 and not app.state.registry.busy
         assert voice.sessions[0].closed  # the half-made call released its session

@@ -150,8 +150,9 @@ async def test_a_kvs_error_is_unavailable_and_the_next_request_retries(kvs: Stub
     provider = KvsIce([CHANNEL], region=REGION, client_factory=kvs.factory)
     kvs.expect_endpoint()
     kvs.expect_ice_error()
-    with pytest.raises(IceUnavailable, match="Rate exceeded"):
+    with pytest.raises(IceUnavailable) as unavailable:
         await provider.servers("s")
+    assert "Rate exceeded" in str(unavailable.value.__cause__)  # KVS's answer, kept for the log
     kvs.expect_ice()
     assert (await provider.servers("s"))[0].username == "user-1"
     kvs.assert_all_used()
@@ -186,7 +187,7 @@ async def test_a_kvs_error_is_answered_as_503_with_a_message_and_the_agent_recov
         failed = await client.post("/invocations", json={"action": "ice_config"})
         assert failed.status_code == 503
         assert failed.json()["error"]["code"] == "ice_unavailable"
-        assert "Rate exceeded" in failed.json()["error"]["message"]
+        assert failed.json()["error"]["message"] == "TURN credentials are unavailable right now; try again"
         ok = await client.post("/invocations", json={"action": "ice_config"})
         assert ok.status_code == 200
         assert ok.json()["iceServers"][0]["urls"] == BROWSER_URIS

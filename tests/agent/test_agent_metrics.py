@@ -23,7 +23,7 @@ from test_agent_kvs_ice import FakeClock as KvsClock
 from voice_agent.app import create_app
 from voice_agent.audio import PacedOutputTrack
 from voice_agent.cli import build_parser
-from voice_agent.ice import KvsIce
+from voice_agent.ice import IceUnavailable, KvsIce
 from voice_agent.metrics import EmfMetrics, NoMetrics, create_metrics
 from voice_agent.settings import Settings, SettingsError
 from voice_agent.voices.base import VoiceOutput, VoiceSession
@@ -357,7 +357,7 @@ async def test_kvs_fetches_cache_hits_and_throttles_are_counted(kvs: StubbedKvs)
     await provider.servers("s")  # a cache hit
     clock.now += 400  # expired
     kvs.expect_ice_error("ClientLimitExceededException")
-    with pytest.raises(Exception, match="Rate exceeded"):
+    with pytest.raises(IceUnavailable):
         await provider.servers("s")  # a fetch, throttled
     kvs.assert_all_used()
     totals: dict[str, int] = {}

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from agent_errors import assert_reveals_nothing, logged_with_id
 from aws_sdk_bedrock_runtime.models import ModelTimeoutException, ValidationException
 from nova_sonic_fakes import (
     FakeBedrock,
@@ -514,6 +515,23 @@ async def test_gives_up_after_bounded_reconnects_and_tells_the_browser(
         await session.send_audio(frame(1))  # a dead voice ignores audio instead of raising
     finally:
         await session.close()
+
+
+async def test_the_give_up_event_has_an_id_and_only_the_log_has_what_failed(
+    bedrock: FakeBedrock, output: RecordingOutput, caplog: pytest.LogCaptureFixture
+) -> None:
+    session = make_session(bedrock, output, max_reconnects=0)
+    await session.start()
+    denied = "User: arn:aws:sts::123456789012:assumed-role/voice-agent/s is not authorized"
+    try:
+        bedrock.streams[0].fail(ValidationException(denied))
+        await wait_until(lambda: any(e["type"] == "error" for e in output.events), what="an error event")
+    finally:
+        await session.close()
+    (error,) = [e for e in output.events if e["type"] == "error"]
+    assert_reveals_nothing(json.dumps(error))
+    detail = logged_with_id(caplog, error["id"]).detail
+    assert "ValidationException" in detail and denied in detail
 
 
 async def test_start_raises_when_the_stream_cannot_open(

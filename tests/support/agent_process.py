@@ -5,6 +5,7 @@
         agent.invoke("ice_config")    # POST /invocations, returns (status, json)
         agent.ping()                  # GET /ping json
         agent.cpu_seconds()           # user+system CPU time of the process so far
+        agent.threads(), agent.rss_bytes()   # its thread count and resident memory now
 
 Output (JSON log lines) goes to ``agent.log_path``; ``agent.read_log()`` returns it.
 """
@@ -174,6 +175,13 @@ class AgentProcess:
 
     def threads(self) -> int:
         return len(os.listdir(f"/proc/{self.pid}/task"))
+
+    def rss_bytes(self) -> int:
+        """Resident memory of the process, from /proc (VmRSS, in kB there)."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise RuntimeError(f"no VmRSS for process {self.pid}")
 
     def read_log(self) -> str:
         try:

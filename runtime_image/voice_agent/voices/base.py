@@ -62,9 +62,13 @@ def transcript_event(*, role: str, text: str, final: bool) -> dict[str, Any]:
     return {"type": "transcript", "role": role, "text": text, "final": final}
 
 
-def error_event(*, code: str, message: str) -> dict[str, Any]:
-    """``{"type": "error", "code": ..., "message": ...}``: something the user should see."""
-    return {"type": "error", "code": code, "message": message}
+def error_event(*, code: str, message: str, error_id: str) -> dict[str, Any]:
+    """``{"type": "error", "code": ..., "message": ..., "id": ...}``: something the user should see.
+
+    ``message`` is fixed text for the user, never an exception's; the voice logs the detail on a
+    line with the same ``error_id`` (``voice_agent.errors.new_error_id``).
+    """
+    return {"type": "error", "code": code, "message": message, "id": error_id}
 
 
 def state_event(state: str) -> dict[str, Any]:

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import metrics as metric_names
+from ..errors import describe, new_error_id
+from ..logs import log_event
 from ..metrics import Metrics, NoMetrics
 from . import nova_sonic_events as events
 from .base import INPUT_SAMPLE_RATE, VoiceOutput, error_event, transcript_event
@@ -184,6 +186,8 @@ class NovaSonicSession:
         self._connections: list[_Connection] = []
         self._opened = 0
         self._failures = 0
+        #: What made the last stream fail, for the log line of an error the browser is told of.
+        self._last_failure: str | None = None
         self._rotating = False
         self._next_rotation_attempt = 0.0
         self._switch_lock = asyncio.Lock()
@@ -319,7 +323,7 @@ class NovaSonicSession:
         except Exception as error:
             if connection.mode is _Mode.ACTIVE and self._state is _State.RUNNING:
                 self._log.warning("sending audio to stream %d failed: %r", connection.number, error)
-                self._on_stream_failure(connection)
+                self._on_stream_failure(connection, describe(error))
 
     async def _activate(self, connection: _Connection) -> bool:
         """Make ``connection`` the one that hears the caller. False if it failed meanwhile."""
@@ -388,17 +392,18 @@ class NovaSonicSession:
         except Exception as error:
             if connection.mode is _Mode.ACTIVE and self._state is _State.RUNNING:
                 self._log.warning("nova sonic stream %d failed: %r", connection.number, error)
-                self._on_stream_failure(connection)
+                self._on_stream_failure(connection, describe(error))
             else:
                 self._log.debug("stream %d ended with %r while closing", connection.number, error)
             return
         if connection.mode is _Mode.ACTIVE and self._state is _State.RUNNING:
             self._log.warning("nova sonic stream %d ended unexpectedly", connection.number)
-            self._on_stream_failure(connection)
+            self._on_stream_failure(connection, "the model ended the stream unexpectedly")
 
-    def _on_stream_failure(self, connection: _Connection) -> None:
+    def _on_stream_failure(self, connection: _Connection, detail: str) -> None:
         if connection.mode is not _Mode.ACTIVE:
             return
+        self._last_failure = detail
         self._metrics.count(metric_names.VOICE_STREAM_ERRORS)
         if self._active is connection:
             self._active = None  # caller audio is buffered until a new stream is active
@@ -421,6 +426,7 @@ class NovaSonicSession:
                     self._log.warning(
                         "reopening the nova sonic stream failed (attempt %d): %r", self._failures, error
                     )
+                    self._last_failure = describe(error)
                     continue
                 if self._state is not _State.RUNNING:
                     self._retire(connection, graceful=True, drain_seconds=0.0)
@@ -432,11 +438,21 @@ class NovaSonicSession:
     def _give_up(self) -> None:
         self._state = _State.FAILED
         self._metrics.count(metric_names.VOICE_GIVE_UPS)
-        self._log.error("nova sonic stream failed %d times in a row; giving up", self._failures + 1)
+        error_id = new_error_id()
+        log_event(
+            logger,
+            "nova_sonic_gave_up",
+            level=logging.ERROR,
+            call_id=self._call_id,
+            error_id=error_id,
+            failures=self._failures + 1,
+            detail=self._last_failure,
+        )
         self._output.send_event(
             error_event(
                 code="voice_unavailable",
                 message="The voice service stopped responding. Please hang up and call again.",
+                error_id=error_id,
             )
         )
 

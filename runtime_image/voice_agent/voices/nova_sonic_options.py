@@ -11,7 +11,7 @@ from typing import Literal
 
 DEFAULT_MODEL_ID = "amazon.nova-2-sonic-v1:0"
 
-# Nova 2 Sonic voices (FIELD_NOTES.md).
+# The voices Amazon Nova 2 Sonic offers.
 VOICE_IDS: tuple[str, ...] = (
     "tiffany", "matthew", "amy", "olivia", "kiara", "arjun", "ambre", "florian",
     "beatrice", "lorenzo", "tina", "lennart", "lupe", "carlos", "carolina", "leo",
