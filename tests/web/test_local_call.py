@@ -224,8 +224,9 @@ def test_a_warm_ice_config_is_used_only_while_its_credentials_have_life_left(
         if '"ice_config"' not in (route.request.post_data or ""):
             route.continue_()
             return
-        response = route.fetch()
-        route.fulfill(response=response, json={**response.json(), "expiresIn": expires_in})
+        # The local agent's own reply (no ICE servers) with an expiry. Answered here rather than fetched
+        # and amended: a fetched response can be disposed under the handler when the page goes away.
+        route.fulfill(json={"iceServers": [], "iceTransportPolicy": "all", "expiresIn": expires_in})
 
     local_site.config = local_up.local_config(echo_agent)
     local_site.headers = {"Content-Security-Policy": local_up.local_content_security_policy(echo_agent)}
