@@ -30,8 +30,10 @@ from typing import Any
 import av
 import numpy as np
 from aioice.ice import CandidatePair, Connection
-from aiortc import rtp
+from aiortc import rtcrtpreceiver, rtp
 from aiortc.codecs import g711, g722, opus
+
+from voice_agent import receive
 
 MAX_SAMPLE_VALUE = 32767
 MIN_AUDIO_LEVEL = -127
@@ -39,6 +41,8 @@ AIORTC_COMPUTE_AUDIO_LEVEL_DBOV = rtp.compute_audio_level_dbov
 """aiortc's own version, kept so tests can compare the two."""
 AIOICE_CHECK_INCOMING = Connection.check_incoming
 """aioice's own handler of incoming checks, which the triggered-check fix wraps."""
+AIORTC_JITTER_BUFFER = rtcrtpreceiver.JitterBuffer
+"""aiortc's own jitter buffer class, which calls that are not the agent's keep."""
 ENCODER_MODULES = (opus, g711, g722)
 """aiortc's audio encoders, each of which builds its resampler from its module's ``AudioResampler``."""
 
@@ -80,8 +84,8 @@ def single_threaded_resampler(*args: Any, **kwargs: Any) -> av.AudioResampler:
 
 
 def install() -> bool:
-    """Apply the fixes; True if all had something to replace. Idempotent."""
-    replaced = True
+    """Apply every fix; True if each had something to replace. Idempotent."""
+    replaced = install_jitter_buffer()
     for module in ENCODER_MODULES:
         if getattr(module, "AudioResampler", None) in (av.AudioResampler, single_threaded_resampler):
             module.AudioResampler = single_threaded_resampler
@@ -97,3 +101,11 @@ def install() -> bool:
     else:
         replaced = False
     return replaced
+
+
+def install_jitter_buffer() -> bool:
+    """Only the audio jitter-buffer seam (the benchmark's caller receives like a browser with it)."""
+    if getattr(rtcrtpreceiver, "JitterBuffer", None) in (AIORTC_JITTER_BUFFER, receive.jitter_buffer):
+        rtcrtpreceiver.JitterBuffer = receive.jitter_buffer
+        return True
+    return False

@@ -98,6 +98,7 @@ def create_app(
         audio_timeout=settings.audio_timeout_seconds,
         metrics=metrics,
         tracer=tracer,
+        opus=settings.opus,
         reclaimer=reclaimer,
     )
     signaling = Signaling(

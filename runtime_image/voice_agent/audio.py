@@ -1,7 +1,8 @@
-"""Audio plumbing for one call: resampling in, a paced output track out.
+"""Audio plumbing for one call: the paced output track that encodes the voice for the caller.
 
-Every call owns its resamplers (a shared one mixes callers' audio). Bytes are taken from frames by
-sample count, never whole planes: PyAV pads planes, and joining them stretches the stream.
+The caller's audio comes in through ``receive`` (decoded straight to 16 kHz by libopus). Every call
+owns its resamplers (a shared one mixes callers' audio). Bytes are taken from frames by sample
+count, never whole planes: PyAV pads planes, and joining them stretches the stream.
 Resampler graphs run in the calling thread: FFmpeg's default gives every graph a pool of one thread
 per CPU, which a 20 ms frame never needs and which lives until the garbage collector frees the graph.
 """
@@ -14,9 +15,11 @@ import time
 from collections.abc import Callable
 
 import av
+import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from voice_agent.voices.base import INPUT_SAMPLE_RATE, OUTPUT_SAMPLE_RATE
+from voice_agent.opus import OpusEncoder
+from voice_agent.voices.base import OUTPUT_SAMPLE_RATE
 
 BYTES_PER_SAMPLE = 2  # s16 mono
 FRAME_SECONDS = 0.020
@@ -54,13 +57,6 @@ class AlignedResampler:
         return pcm
 
 
-class InputResampler(AlignedResampler):
-    """The browser's 48 kHz stereo Opus frames to 16 kHz mono s16: 320 samples per 20 ms frame."""
-
-    def __init__(self) -> None:
-        super().__init__(INPUT_SAMPLE_RATE)
-
-
 def pcm_frame(pcm: bytes, sample_rate: int) -> av.AudioFrame:
     """Wrap s16 mono PCM in an AudioFrame (for resampling or sending)."""
     frame = av.AudioFrame(format="s16", layout="mono", samples=len(pcm) // BYTES_PER_SAMPLE)
@@ -69,19 +65,31 @@ def pcm_frame(pcm: bytes, sample_rate: int) -> av.AudioFrame:
     return frame
 
 
-TRACK_SAMPLE_RATE = 48_000
-"""What the output track sends. aiortc's Opus encoder resamples anything else to 48 kHz with a
-fixed frame size, and the resampler's delay then holds every packet back one whole frame (20 ms)."""
+RTP_CLOCK = 48_000
+"""Opus's RTP clock, whatever the rate of the audio inside (RFC 7587)."""
+SILENT_FRAMES_BEFORE_DTX = 10
+"""After this many silent frames have been encoded, the decoder's history is silence: later silent
+frames go out as DTX packets (the TOC byte alone, which decoders conceal as silence) without running
+the encoder, until audio comes back."""
+SILENCE_PEAK = 8
+"""A frame whose samples all lie within +-8 (-72 dBFS) is silence: an empty buffer, or a decoded
+quiet room echoed back."""
 
 
 class PacedOutputTrack(MediaStreamTrack):
-    """24 kHz mono s16 audio for the caller, as 20 ms frames (48 kHz) paced by a monotonic clock.
+    """24 kHz mono s16 audio for the caller in 20 ms frames, paced by a monotonic clock.
 
-    - Silence when the buffer is empty, so the stream never stops.
+    With an ``encoder`` the track hands aiortc Opus packets (``av.Packet``, timestamps on the 48 kHz
+    RTP clock): aiortc sends pre-encoded packets as they are, on its event loop, so there is no
+    resampling to 48 kHz stereo, no hand-off to an encoder thread and no per-frame audio-level pass.
+    Without one it hands over ``av.AudioFrame`` s (tests; aiortc would encode them itself).
+
+    - Silence when the buffer is empty, so the stream never stops; a long silence costs no encoding.
     - Audio may leave up to one frame before it is due, so audio written into an empty buffer goes
       out at once instead of waiting up to 20 ms for the next tick; the clock itself never moves
       (except after a stall), so the stream never runs faster than real time.
-    - ``live`` sources (echo) produce audio at the caller's pace; a backlog that stands for a whole
+    - ``live`` sources (echo) produce audio at the caller's pace: the queue is kept under
+      ``LIVE_MAX_BACKLOG_FRAMES`` (silence dropped first), and a backlog that stands for a whole
       second is trimmed, because a buffer paced at exactly real time otherwise keeps it forever.
       Bursty sources (a model sending seconds of speech at once) keep their backlog.
     - The buffer is bounded (oldest audio dropped); ``clear()`` takes effect on the next frame.
@@ -101,6 +109,10 @@ class PacedOutputTrack(MediaStreamTrack):
     MAX_CATCH_UP = 1.0
     #: A backlog that never drained for this many frames is trimmed (live sources only).
     STANDING_BACKLOG_FRAMES = 50
+    #: A live source's queue never holds more than this (a burst after an input stall).
+    LIVE_MAX_BACKLOG_FRAMES = 4
+    #: Frames quieter than this (dBFS) go first when a live queue is over its bound.
+    QUIET_DBFS = -50.0
     #: Audio that resumes after at most this many short or silent frames was an underrun (a gap the
     #: caller hears), not the end of an utterance.
     UNDERRUN_MAX_GAP_FRAMES = 10
@@ -109,17 +121,27 @@ class PacedOutputTrack(MediaStreamTrack):
         self,
         *,
         input_rate: int = OUTPUT_SAMPLE_RATE,
-        sample_rate: int = TRACK_SAMPLE_RATE,
+        sample_rate: int = OUTPUT_SAMPLE_RATE,
         max_buffer_seconds: float = 120.0,
         live: bool = False,
         on_speaking: Callable[[bool], None] | None = None,
+        encoder: OpusEncoder | None = None,
     ) -> None:
         super().__init__()
+        if encoder is not None and encoder.sample_rate != sample_rate:
+            raise ValueError(f"the encoder runs at {encoder.sample_rate} Hz, the track at {sample_rate} Hz")
+        self._encoder = encoder
+        self._silent_frames = 0
+        self._dtx_packet: bytes | None = None
+        self._rtp_ticks = RTP_CLOCK // 50
+        self._rtp_time_base = fractions.Fraction(1, RTP_CLOCK)
+        self.dtx_frames = 0
         self._sample_rate = sample_rate
         self._input_rate = input_rate
         self._upsampler = AlignedResampler(sample_rate) if input_rate != sample_rate else None
         self._frame_samples = int(sample_rate * FRAME_SECONDS)
         self._frame_bytes = self._frame_samples * BYTES_PER_SAMPLE
+        self._zeros = bytes(self._frame_bytes)
         self._max_buffer_bytes = int(max_buffer_seconds * sample_rate) * BYTES_PER_SAMPLE
         self._time_base = fractions.Fraction(1, sample_rate)
         self._live = live
@@ -160,7 +182,29 @@ class PacedOutputTrack(MediaStreamTrack):
             overflow += overflow % BYTES_PER_SAMPLE
             del self._buffer[:overflow]
             self.trimmed_bytes += overflow
+        if self._live and len(self._buffer) > self.LIVE_MAX_BACKLOG_FRAMES * self._frame_bytes:
+            self._shed_live_backlog()
         self._data_arrived.set()
+
+    def _shed_live_backlog(self) -> None:
+        """Bring a live queue back to its bound: quiet frames go first, then the oldest audio."""
+        frame = self._frame_bytes
+        whole = len(self._buffer) // frame
+        excess = whole - self.LIVE_MAX_BACKLOG_FRAMES
+        if excess <= 0:
+            return
+        frames = np.frombuffer(memoryview(self._buffer)[: whole * frame], dtype=np.int16).reshape(whole, -1)
+        power = np.einsum("ij,ij->i", frames.astype(np.float32), frames.astype(np.float32)) / frames.shape[1]
+        quiet = np.flatnonzero(power <= (32768.0 * 10 ** (self.QUIET_DBFS / 20)) ** 2)
+        drop = set(quiet[:excess].tolist())
+        drop.update(i for i in range(whole) if len(drop) < excess and i not in drop)
+        kept = bytearray()
+        for i in range(whole):
+            if i not in drop:
+                kept += self._buffer[i * frame : (i + 1) * frame]
+        kept += self._buffer[whole * frame :]
+        self.trimmed_bytes += len(self._buffer) - len(kept)
+        self._buffer = kept
 
     def clear(self) -> None:
         """Drop everything queued (barge-in); the next frame is silence."""
@@ -177,6 +221,12 @@ class PacedOutputTrack(MediaStreamTrack):
         # resampler kept for audio that write() now refuses.
         self._on_speaking = None
         self._upsampler = None
+
+    def close_encoder(self) -> None:
+        """Free the encoder's libopus state (after the sender has stopped asking for frames)."""
+        if self._encoder is not None:
+            self._encoder.close()
+            self._encoder = None
 
     async def recv(self) -> av.AudioFrame:
         if self.readyState != "live":
@@ -228,18 +278,15 @@ class PacedOutputTrack(MediaStreamTrack):
                 raise MediaStreamError
         return True
 
-    def _next_frame(self) -> av.AudioFrame:
+    def _next_frame(self) -> av.AudioFrame | av.Packet:
         taken = min(len(self._buffer), self._frame_bytes)
-        frame = av.AudioFrame(format="s16", layout="mono", samples=self._frame_samples)
         if taken == self._frame_bytes:
-            frame.planes[0].update(bytes(memoryview(self._buffer)[:taken]))
+            pcm = bytes(memoryview(self._buffer)[:taken])
         else:
             # Short (end of speech) or empty: pad with silence.
-            frame.planes[0].update(bytes(self._buffer[:taken]) + bytes(self._frame_bytes - taken))
+            pcm = bytes(self._buffer[:taken]) + bytes(self._frame_bytes - taken)
         del self._buffer[:taken]
-        frame.sample_rate = self._sample_rate
-        frame.time_base = self._time_base
-        frame.pts = self._pts
+        out = self._encode(pcm) if self._encoder is not None else self._frame(pcm)
         self._pts += self._frame_samples
         self.frames_sent += 1
         if taken:
@@ -258,7 +305,33 @@ class PacedOutputTrack(MediaStreamTrack):
             self._speaking = speaking
             if self._on_speaking is not None:
                 self._on_speaking(speaking)
+        return out
+
+    def _frame(self, pcm: bytes) -> av.AudioFrame:
+        frame = av.AudioFrame(format="s16", layout="mono", samples=self._frame_samples)
+        frame.planes[0].update(pcm)
+        frame.sample_rate = self._sample_rate
+        frame.time_base = self._time_base
+        frame.pts = self._pts
         return frame
+
+    def _encode(self, pcm: bytes) -> av.Packet:
+        """One Opus packet. Silence skips the encoder once the decoder has heard enough of it to
+        conceal more silence, and silence is most of a voice agent's output."""
+        assert self._encoder is not None
+        silent = pcm == self._zeros or int(np.abs(np.frombuffer(pcm, dtype=np.int16)).max()) <= SILENCE_PEAK
+        if silent and self._silent_frames >= SILENT_FRAMES_BEFORE_DTX and self._dtx_packet is not None:
+            payload = self._dtx_packet
+            self.dtx_frames += 1
+        else:
+            payload = self._encoder.encode(pcm)
+            # The packet's TOC byte alone is a DTX frame of the same mode and duration.
+            self._dtx_packet = bytes([payload[0] & 0xFC]) if silent else None  # code 0: one frame
+        self._silent_frames = self._silent_frames + 1 if silent else 0
+        packet = av.Packet(payload)
+        packet.pts = self._pts * self._rtp_ticks // self._frame_samples
+        packet.time_base = self._rtp_time_base
+        return packet
 
     def _trim_standing_backlog(self) -> None:
         level = len(self._buffer)

@@ -23,13 +23,16 @@ from aiortc.sdp import candidate_from_sdp
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
-from voice_agent.audio import InputResampler, PacedOutputTrack
+from voice_agent.audio import PacedOutputTrack
 from voice_agent.errors import CallError
 from voice_agent.ice import IceServer, aiortc_ice_servers
 from voice_agent.logs import log_event
 from voice_agent.metrics import LIVE_REPORT_SECONDS, CallRecord, Metrics, NoMetrics
+from voice_agent.opus import OpusSettings
+from voice_agent.receive import ReceivePath
 from voice_agent.reclaim import Reclaimer
-from voice_agent.voices.base import Voice, VoiceSession, state_event
+from voice_agent.sdp import keep_relay_candidates, opus_payload_type, with_opus_parameters
+from voice_agent.voices.base import OUTPUT_SAMPLE_RATE, Voice, VoiceSession, state_event
 
 logger = logging.getLogger(__name__)
 
@@ -37,14 +40,11 @@ CLOSE_TIMEOUT = 5.0
 """Every close is bounded: a voice or a peer connection that hangs must not keep a call alive."""
 
 
+INPUT_QUEUE_FRAMES = 25
+"""Audio waiting for the voice is bounded (500 ms): a voice that stalls loses audio, not real time."""
+
 VOICE_START_TIMEOUT = 30.0
 """A voice that cannot open its session in this long fails the offer with 503."""
-
-
-def keep_relay_candidates(sdp: str) -> str:
-    """Relay-only answers list only ``typ relay`` candidates: browsers waste seconds on the others."""
-    kept = [line for line in sdp.splitlines() if not line.startswith("a=candidate:") or " typ relay" in line]
-    return "\r\n".join(kept) + "\r\n"
 
 
 def parse_candidate(candidate: str, sdp_mid: str | None, sdp_mline_index: int | None) -> RTCIceCandidate:
@@ -106,8 +106,10 @@ class Call:
         metrics: Metrics | None = None,
         tracer: trace.Tracer | None = None,
         offer_received_at: float | None = None,
+        opus: OpusSettings | None = None,
     ) -> None:
         self.id = call_id
+        self._opus = opus if opus is not None else OpusSettings()
         self.relay_only = relay_only
         self.lock = asyncio.Lock()
         self._audio_timeout = audio_timeout
@@ -130,6 +132,9 @@ class Call:
         self._input_frames = 0
         self._voice_input_bytes = 0
         self._remote_track: MediaStreamTrack | None = None
+        # The caller's decoded audio, from the receive path's playout clock to the voice.
+        self._input: asyncio.Queue[bytes] = asyncio.Queue()
+        self._input_dropped = 0
         self._events: Any = None
         #: Set once the browser's "events" channel is open and "listening" has been sent on it.
         self.events_open = asyncio.Event()
@@ -146,8 +151,12 @@ class Call:
                     ),
                 )
             )
-            self.output = PacedOutputTrack(live=voice.paced_by_caller, on_speaking=self._on_speaking)
-            self._resampler: InputResampler | None = InputResampler()
+            self.output = PacedOutputTrack(
+                live=voice.paced_by_caller,
+                on_speaking=self._on_speaking,
+                encoder=self._opus.encoder(OUTPUT_SAMPLE_RATE),
+            )
+            self._receive = ReceivePath(self._on_input_audio)
             # The session holds the call (its output): dropped at close to break that cycle.
             self._session: VoiceSession | None = voice.open_session(call_id=call_id, output=self)
         except BaseException as error:
@@ -162,6 +171,9 @@ class Call:
         """End the span and close the peer connection of a call whose construction failed."""
         self._span.set_status(Status(StatusCode.ERROR, f"call setup failed: {type(error).__name__}"))
         self._span.end()
+        output: PacedOutputTrack | None = getattr(self, "output", None)
+        if output is not None:
+            output.close_encoder()
         if pc is not None:
             # close() is a coroutine; a peer connection that never negotiated closes in one step
             # (no transports yet), so the scheduled task finishes on the loop's next turn.
@@ -192,7 +204,9 @@ class Call:
         if "m=audio" not in offer_sdp:
             raise CallError(400, "invalid_sdp", "the offer has no audio section (m=audio)")
         try:
-            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+            # The audio receiver aiortc makes here gets this call's jitter buffer (voice_agent.receive).
+            with self._receive.installed():
+                await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
         except Exception as error:  # aiortc raises ValueError, KeyError, IndexError... on bad SDP
             raise CallError(
                 400, "invalid_sdp", "the offer SDP cannot be parsed: send an RTCPeerConnection's offer"
@@ -218,7 +232,13 @@ class Call:
             raise results[1]
         answer_sdp = results[1]
         assert isinstance(answer_sdp, str)
+        payload_type = opus_payload_type(answer_sdp)
+        if payload_type is None:
+            raise CallError(400, "invalid_sdp", "the offer has no Opus audio (the agent speaks Opus only)")
+        self._receive.payload_type = payload_type
+        answer_sdp = with_opus_parameters(answer_sdp, payload_type, self._opus.answer_parameters())
         self._spawn(self._pump_input(), "input")
+        self._spawn(self._await_track_end(), "track_end")
         self._spawn(self._watch_audio(), "audio_watchdog")
         if self._metrics.enabled:
             self._spawn(self._report_live(), "live_metrics")
@@ -278,23 +298,32 @@ class Call:
         if state in ("failed", "closed"):
             self.end_soon(f"connection_{state}")
 
-    async def _pump_input(self) -> None:
-        track = self._remote_track
-        assert track is not None and self._resampler is not None
-        resample = self._resampler.resample
-        send = self._live_session().send_audio
-        while True:
-            try:
-                frame = await track.recv()
-            except MediaStreamError:
-                self.end_soon("remote_track_ended")
-                return
+    def _on_input_audio(self, pcm: bytes, real: bool) -> None:
+        """A 20 ms frame of the caller at 16 kHz from the receive path (concealment when not ``real``)."""
+        if real:
             self._last_audio_at = time.monotonic()
             self._input_frames += 1
-            pcm = resample(frame)
-            if pcm:
-                self._voice_input_bytes += len(pcm)
-                await send(pcm)
+        if self._input.qsize() >= INPUT_QUEUE_FRAMES:
+            # The voice is not keeping up: the oldest audio goes, the delay does not grow.
+            self._input.get_nowait()
+            self._input_dropped += 1
+        self._input.put_nowait(pcm)
+
+    async def _pump_input(self) -> None:
+        send = self._live_session().send_audio
+        while True:
+            pcm = await self._input.get()
+            self._voice_input_bytes += len(pcm)
+            await send(pcm)
+
+    async def _await_track_end(self) -> None:
+        """aiortc ends the caller's track (receiver stopped) through its recv(): nothing else comes."""
+        track = self._remote_track
+        assert track is not None
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                await track.recv()
+        self.end_soon("remote_track_ended")
 
     async def _watch_audio(self) -> None:
         """No audio for ``audio_timeout`` seconds (a caller that vanished) ends the call."""
@@ -381,7 +410,6 @@ class Call:
         self._remote_track = None
         self._events = None
         self._session = None
-        self._resampler = None
 
     async def _close(self, reason: str) -> None:
         self.end_reason = reason
@@ -396,6 +424,9 @@ class Call:
         self.output.stop()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.pc.close(), CLOSE_TIMEOUT)
+        # libopus states are freed now, not whenever the garbage collector runs.
+        self._receive.close()
+        self.output.close_encoder()
         self._release()
         now = time.monotonic()
         duration = now - self._started_at
@@ -411,6 +442,9 @@ class Call:
             output_frames=self.output.frames_sent,
             output_audio_frames=self.output.audio_frames_sent,
             output_underruns=self.output.underruns,
+            output_dtx_frames=self.output.dtx_frames,
+            input_dropped=self._input_dropped,
+            input=self._receive.stats,
             barge_ins=self._barge_ins,
             connected=connected,
         )
@@ -445,9 +479,11 @@ class CallRegistry:
         audio_timeout: float,
         metrics: Metrics | None = None,
         tracer: trace.Tracer | None = None,
+        opus: OpusSettings | None = None,
         reclaimer: Reclaimer | None = None,
     ) -> None:
         self._voice = voice
+        self._opus = opus
         self._reclaimer = reclaimer
         self._max_calls = max_calls
         self._audio_timeout = audio_timeout
@@ -504,6 +540,7 @@ class CallRegistry:
                 metrics=self._metrics,
                 tracer=self._tracer,
                 offer_received_at=offer_received_at,
+                opus=self._opus,
             )
             answer = await call.answer(offer_sdp)
             if call.ended:

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from voice_agent.opus import OpusSettings
 from voice_agent.voices.nova_sonic_options import (
     DEFAULT_ENDPOINTING,
     DEFAULT_MODEL_ID,
@@ -62,6 +63,10 @@ class Settings:
     static_ice_username: str | None = field(default=None, repr=False)
     static_ice_credential: str | None = field(default=None, repr=False)
     max_body_bytes: int = 256 * 1024
+    opus_bitrate: int = 32_000
+    opus_complexity: int = 5
+    opus_fec: bool = True
+    opus_expected_loss: int = 10
 
     def __post_init__(self) -> None:
         _choice("VOICE_AGENT_VOICE (--voice)", self.voice, VOICES)
@@ -80,6 +85,15 @@ class Settings:
                 "VOICE_AGENT_AUDIO_TIMEOUT_SECONDS (--audio-timeout-seconds) must be positive, "
                 f"got {self.audio_timeout_seconds}"
             )
+        try:
+            OpusSettings(
+                bitrate=self.opus_bitrate,
+                complexity=self.opus_complexity,
+                fec=self.opus_fec,
+                expected_loss=self.opus_expected_loss,
+            )
+        except ValueError as error:
+            raise SettingsError(f"VOICE_AGENT_OPUS_*: {error}") from None
         if "*" in self.cors_origins:
             raise SettingsError("VOICE_AGENT_CORS_ORIGINS must list origins; '*' is not allowed")
         if self.ice_servers == "static" and not self.static_ice_urls:
@@ -105,6 +119,15 @@ class Settings:
             raise SettingsError(
                 "--relay-only (VOICE_AGENT_RELAY_ONLY) needs a TURN server: use --ice-servers static or kvs"
             )
+
+    @property
+    def opus(self) -> OpusSettings:
+        return OpusSettings(
+            bitrate=self.opus_bitrate,
+            complexity=self.opus_complexity,
+            fec=self.opus_fec,
+            expected_loss=self.opus_expected_loss,
+        )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -141,6 +164,10 @@ class Settings:
         put("static_ice_urls", "ICE_SERVER_URLS", split_list)
         put("static_ice_username", "ICE_SERVER_USERNAME")
         put("static_ice_credential", "ICE_SERVER_CREDENTIAL")
+        put("opus_bitrate", "VOICE_AGENT_OPUS_BITRATE", int)
+        put("opus_complexity", "VOICE_AGENT_OPUS_COMPLEXITY", int)
+        put("opus_fec", "VOICE_AGENT_OPUS_FEC", parse_bool)
+        put("opus_expected_loss", "VOICE_AGENT_OPUS_EXPECTED_LOSS", int)
         if "region" not in values:
             put("region", "AWS_DEFAULT_REGION")
         values.update({k: v for k, v in overrides.items() if v is not None})

@@ -1,73 +1,46 @@
-"""Audio plumbing: 48 kHz Opus frames to 16 kHz for the voice, 24 kHz voice audio to a paced track."""
+"""The output track: 24 kHz voice audio paced in 20 ms frames, encoded for the caller."""
 
 from __future__ import annotations
 
 import asyncio
+import fractions
 import time
 
 import av
 import numpy as np
 import pytest
 from aiortc.mediastreams import MediaStreamError
-from voice_agent.audio import InputResampler, PacedOutputTrack
+from voice_agent.audio import SILENT_FRAMES_BEFORE_DTX, PacedOutputTrack
+from voice_agent.opus import OpusDecoder, OpusSettings
 
 from tests.support import signals
 
 pytestmark = pytest.mark.timeout(60)
 
 
-def opus_like_frame(samples: np.ndarray, pts: int | None) -> av.AudioFrame:
-    """What aiortc's Opus decoder hands over: s16 stereo 48 kHz, 960 samples."""
-    stereo = np.repeat(samples.astype(np.int16), 2).reshape(1, -1)
-    frame = av.AudioFrame.from_ndarray(stereo, format="s16", layout="stereo")
-    frame.sample_rate = 48_000
-    frame.pts = pts
-    return frame
-
-
 def pcm24(samples: np.ndarray) -> bytes:
     return samples.astype(np.int16).tobytes()
 
 
-def test_every_20_ms_frame_becomes_exactly_320_samples_at_16_khz() -> None:
-    resampler = InputResampler()
-    source = signals.tone(440, 1.0)
-    chunks = [resampler.resample(opus_like_frame(source[i : i + 960], i)) for i in range(0, 48_000, 960)]
-    assert [len(c) for c in chunks] == [640] * 50  # no plane padding, no short first chunk
-    pcm = np.frombuffer(b"".join(chunks), dtype=np.int16)
-    assert abs(signals.dominant_frequency(pcm[1600:], rate=16_000) - 440) < 5
+def samples_of(frame: av.AudioFrame) -> np.ndarray:
+    return frame.to_ndarray().reshape(-1)
 
 
-def test_input_survives_pts_gaps_from_packet_loss() -> None:
-    resampler = InputResampler()
-    source = signals.tone(440, 0.2)
-    pts_values = [0, 960, 9600, 10_560, 2_000_000, 3]
-    sizes = [len(resampler.resample(opus_like_frame(source[:960], pts))) for pts in pts_values]
-    assert sizes == [640] * len(pts_values)
-
-
-def test_each_resampler_is_its_own() -> None:
-    a, b = InputResampler(), InputResampler()
-    a.resample(opus_like_frame(signals.tone(440, 0.02), 0))
-    silent = b.resample(opus_like_frame(np.zeros(960, dtype=np.int16), 0))
-    assert not np.frombuffer(silent, dtype=np.int16).any()  # nothing of a's audio leaked into b
-
-
-async def test_an_empty_track_sends_silence_in_20_ms_frames_at_48_khz() -> None:
+async def test_an_empty_track_sends_silence_in_20_ms_frames_at_24_khz() -> None:
     track = PacedOutputTrack()
     frames = [await track.recv() for _ in range(3)]
-    assert [f.samples for f in frames] == [960, 960, 960]
-    assert [f.sample_rate for f in frames] == [48_000] * 3
-    assert [f.pts for f in frames] == [0, 960, 1920]
+    assert [f.samples for f in frames] == [480, 480, 480]
+    assert [f.sample_rate for f in frames] == [24_000] * 3
+    assert [f.pts for f in frames] == [0, 480, 960]
     assert not any(f.to_ndarray().any() for f in frames)
 
 
 async def test_voice_audio_comes_out_at_its_pitch() -> None:
     track = PacedOutputTrack()
     track.write(pcm24(signals.tone(500, 0.5, rate=24_000)))
-    out = np.concatenate([(await track.recv()).to_ndarray().reshape(-1) for _ in range(25)])
-    assert abs(signals.dominant_frequency(out) - 500) < 5
-    assert signals.level_dbfs(out[4800:]) > -15
+    out = np.concatenate([samples_of(await track.recv()) for _ in range(25)])
+    assert abs(signals.dominant_frequency(out, rate=24_000) - 500) < 5
+    assert signals.level_dbfs(out[2400:]) > -15
 
 
 async def test_frames_are_paced_in_real_time() -> None:
@@ -138,3 +111,52 @@ async def test_a_stopped_track_ends_recv() -> None:
     with pytest.raises(MediaStreamError):
         await track.recv()
     await asyncio.gather(waiting, return_exceptions=True)
+
+
+# --- with the encoder: what aiortc sends as it is ---------------------------------------------
+
+
+def encoded_track(**options: object) -> PacedOutputTrack:
+    return PacedOutputTrack(encoder=OpusSettings().encoder(24_000), **options)  # type: ignore[arg-type]
+
+
+async def test_with_an_encoder_the_track_hands_aiortc_opus_packets_on_the_48_khz_rtp_clock() -> None:
+    track = encoded_track()
+    track.write(pcm24(signals.tone(500, 0.5, rate=24_000)))
+    packets = [await track.recv() for _ in range(20)]
+    assert all(isinstance(p, av.Packet) for p in packets)
+    assert [p.pts for p in packets[:3]] == [0, 960, 1920]
+    assert all(p.time_base == fractions.Fraction(1, 48_000) for p in packets)
+    decoder = OpusDecoder(sample_rate=24_000)
+    pcm = np.frombuffer(b"".join(decoder.decode(bytes(p)) for p in packets), dtype=np.int16)
+    assert len(pcm) == 20 * 480
+    assert abs(signals.dominant_frequency(pcm[2400:], rate=24_000) - 500) < 5
+
+
+async def test_a_long_silence_costs_no_encoding_and_speech_afterwards_is_encoded_again() -> None:
+    track = encoded_track()
+    silent = [bytes(await track.recv()) for _ in range(SILENT_FRAMES_BEFORE_DTX + 20)]
+    # The encoder ran until the decoder had heard enough silence, then the TOC byte alone (DTX).
+    assert all(len(p) == 1 for p in silent[SILENT_FRAMES_BEFORE_DTX:])
+    assert track.dtx_frames == 20
+    track.write(pcm24(signals.tone(500, 0.2, rate=24_000)))
+    speech = [bytes(await track.recv()) for _ in range(10)]
+    assert all(len(p) > 20 for p in speech[1:])
+    decoder = OpusDecoder(sample_rate=24_000)
+    decoded = [decoder.decode(p) for p in silent + speech]
+    assert all(len(d) == 960 for d in decoded)  # DTX frames decode to 20 ms too
+    # Silence decodes as silence (libopus may leave a least-significant bit of noise).
+    assert np.abs(np.frombuffer(b"".join(decoded[: len(silent)]), dtype=np.int16)).max() <= 2
+
+
+async def test_a_live_queue_over_its_bound_drops_silence_before_speech() -> None:
+    track = PacedOutputTrack(live=True)
+    tone = pcm24(signals.tone(500, 0.02, rate=24_000))
+    silence = bytes(len(tone))
+    bound = PacedOutputTrack.LIVE_MAX_BACKLOG_FRAMES
+    # An input stall released at once: speech and silence interleaved, twice the bound.
+    for n in range(2 * bound):
+        track.write(tone if n % 2 == 0 else silence)
+    assert track.buffered_seconds <= bound * 0.02 + 1e-9
+    kept = [samples_of(await track.recv()) for _ in range(bound)]
+    assert all(frame.any() for frame in kept)  # every frame left is speech: the silence went first

@@ -1,0 +1,140 @@
+"""The caller's audio on its way in: the jitter-buffer seam in aiortc, and real impaired calls.
+
+The impaired calls go through the loopback coturn with the impairment relay in front of it on the
+caller's leg only, both peers relay-only, as a caller on lossy Wi-Fi would reach the agent in the cloud.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import numpy as np
+import pytest
+from agent_calls import echo_round_trip, wait_for_call_end
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.jitterbuffer import JitterBuffer
+from aiortc.mediastreams import AudioStreamTrack
+from voice_agent import aiortc_fixes
+from voice_agent.receive import AdaptiveJitterBuffer, ReceivePath
+from voice_agent.sdp import opus_payload_type
+
+from testbed.impair import Impairment, ImpairmentRelay
+from tests.support import signals
+from tests.support.agent_process import AgentProcess
+from tests.support.rtc_client import RtcCaller, SignalSource
+from tests.support.turn import TurnServer
+
+pytestmark = pytest.mark.timeout(120)
+
+
+async def offer_sdp() -> str:
+    caller = RTCPeerConnection()
+    caller.addTrack(AudioStreamTrack())
+    await caller.setLocalDescription(await caller.createOffer())
+    sdp = caller.localDescription.sdp
+    await caller.close()
+    return sdp
+
+
+def jitter_buffer_of(pc: RTCPeerConnection) -> Any:
+    receiver = pc.getTransceivers()[0].receiver
+    return receiver._RTCRtpReceiver__jitter_buffer  # what aiortc made, read only to check the seam
+
+
+async def test_the_audio_receiver_made_while_a_call_negotiates_gets_the_calls_buffer() -> None:
+    assert aiortc_fixes.install()
+    path = ReceivePath(lambda pcm, real: None)
+    pc = RTCPeerConnection()
+    offer = await offer_sdp()
+    try:
+        with path.installed():
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
+        assert isinstance(jitter_buffer_of(pc), AdaptiveJitterBuffer)
+    finally:
+        path.close()
+        await pc.close()
+
+
+async def test_every_other_receiver_keeps_aiortcs_own_buffer() -> None:
+    assert aiortc_fixes.install()
+    outside = RTCPeerConnection()  # a peer that is not a call, such as a test's own client
+    second = RTCPeerConnection()
+    path = ReceivePath(lambda pcm, real: None)
+    try:
+        await outside.setRemoteDescription(RTCSessionDescription(sdp=await offer_sdp(), type="offer"))
+        assert type(jitter_buffer_of(outside)) is JitterBuffer
+        first = RTCPeerConnection()
+        offers = [await offer_sdp(), await offer_sdp()]
+        with path.installed():
+            await first.setRemoteDescription(RTCSessionDescription(sdp=offers[0], type="offer"))
+            # One call, one buffer: a second audio receiver in the same call does not share it.
+            await second.setRemoteDescription(RTCSessionDescription(sdp=offers[1], type="offer"))
+        assert isinstance(jitter_buffer_of(first), AdaptiveJitterBuffer)
+        assert type(jitter_buffer_of(second)) is JitterBuffer
+        await first.close()
+    finally:
+        path.close()
+        await outside.close()
+        await second.close()
+
+
+def through(
+    relay: ImpairmentRelay, turn: TurnServer, ice_servers: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The same servers, with coturn's address replaced by the relay's (the caller's leg only)."""
+    return [
+        {**s, "urls": [u.replace(f":{turn.port}", f":{relay.port}") for u in s["urls"]]} for s in ice_servers
+    ]
+
+
+async def impaired_echo(
+    agent: AgentProcess, turn: TurnServer, upstream: Impairment, samples: np.ndarray, seed: int = 11
+) -> tuple[np.ndarray, dict[str, Any], RtcCaller]:
+    async with ImpairmentRelay(turn.port, upstream=upstream, seed=seed) as relay:
+        caller = RtcCaller(agent.url, source=SignalSource(samples))
+        try:
+            _, config = await caller.invoke("ice_config")
+            await caller.connect(ice_servers=through(relay, turn, config["iceServers"]), relay_only=True)
+            received = await echo_round_trip(caller, settle=0.6)
+        finally:
+            await caller.disconnect()
+            await caller.close()
+        assert relay.upstream_stats.dropped > 0 or upstream.loss == 0
+    ended = await asyncio.to_thread(wait_for_call_end, agent, caller.pc_id or "")
+    assert ended is not None
+    return received, ended, caller
+
+
+async def test_with_loss_and_jitter_towards_the_agent_every_burst_comes_back_on_time(
+    relay_agent: AgentProcess, turn_server: TurnServer
+) -> None:
+    samples, _ = signals.tone_bursts(600.0, burst=0.3, gap=0.3, count=6)
+    received, ended, _ = await impaired_echo(
+        relay_agent, turn_server, Impairment(loss=0.08, delay=0.02, jitter=0.03), samples
+    )
+    stats = ended["input"]
+    # Lost packets were concealed on the agent's clock (the caller sends no FEC); nothing stalled.
+    assert stats["concealed"] >= 10
+    assert stats["played"] + stats["concealed"] + stats["recovered"] >= ended["input_frames"]
+    onsets = signals.find_onsets(received)
+    assert len(onsets) == 6, f"heard {len(onsets)} of 6 bursts"
+    # The delay does not grow after the losses: the last burst comes back as fast as the first.
+    sent = [signals.find_onsets(samples)[i] for i in range(6)]
+    delays = [(o - s) / signals.SAMPLE_RATE for o, s in zip(onsets, sent, strict=True)]
+    assert max(delays[-2:]) <= delays[0] + 0.040
+    assert stats["target_delay_ms"] <= 80
+
+
+async def test_a_clean_call_decodes_every_packet_to_exactly_20_ms_at_16_khz(
+    relay_agent: AgentProcess, turn_server: TurnServer
+) -> None:
+    samples = signals.tone(440, 1.5)
+    _, ended, caller = await impaired_echo(relay_agent, turn_server, Impairment(), samples)
+    stats = ended["input"]
+    assert stats["concealed"] <= 3 and stats["late"] <= 3
+    # libopus decodes straight to the voice's rate: 640 bytes (320 samples) per 20 ms, no padding.
+    assert abs(ended["voice_input_bytes"] - 640 * (stats["played"] + stats["concealed"])) <= 640 * 3
+    assert caller.answer_sdp is not None
+    payload_type = opus_payload_type(caller.answer_sdp)
+    assert f"a=fmtp:{payload_type} minptime=10;useinbandfec=1;stereo=0" in caller.answer_sdp
