@@ -1,5 +1,11 @@
 """One benchmark caller: an aiortc client that signals like the browser, sends a chirp once a second
-on a real-time paced track, and records what comes back with the time each frame left its decoder."""
+on a real-time paced track, and records what comes back with the time each frame left its decoder.
+
+``receiver="adaptive"`` gives the caller the agent's own receive path (an adaptive jitter buffer and
+libopus with concealment) instead of aiortc's, which stalls and keeps its delay after any loss: with
+loss towards the caller, that is what a browser does, and what the caller's own buffer would
+otherwise add to every figure. ``servers`` rewrites the TURN servers the caller uses (to put the
+impairment relay on its leg)."""
 
 from __future__ import annotations
 
@@ -7,7 +13,9 @@ import asyncio
 import fractions
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import httpx
 import numpy as np
@@ -21,6 +29,9 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcconfiguration import RTCIceTransportPolicy
 from av import AudioFrame
+from voice_agent import aiortc_fixes
+from voice_agent.receive import ReceivePath
+from voice_agent.sdp import opus_payload_type
 
 from bench.signals import FRAME_SAMPLES, SAMPLE_RATE, ReceivedAudio
 
@@ -82,6 +93,13 @@ class Recorder:
     def start(self, track: MediaStreamTrack) -> None:
         self._task = asyncio.ensure_future(self._drain(track))
 
+    def add(self, pcm: bytes, real: bool) -> None:
+        """A frame from the adaptive receive path (48 kHz mono), as it leaves the playout clock."""
+        now = time.monotonic()
+        self.first_frame_at = self.first_frame_at or now
+        self._chunks.append(np.frombuffer(pcm, dtype=np.int16).copy())
+        self._times.append(now)
+
     async def _drain(self, track: MediaStreamTrack) -> None:
         while True:
             try:
@@ -127,13 +145,29 @@ class SetupTimes:
 
 
 class Caller:
-    def __init__(self, http: httpx.AsyncClient, chirp: np.ndarray, first_chirp_frame: int) -> None:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        chirp: np.ndarray,
+        first_chirp_frame: int,
+        *,
+        receiver: Literal["aiortc", "adaptive"] = "aiortc",
+        servers: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None,
+    ) -> None:
         self._http = http
+        self._receive: ReceivePath | None = None
+        if receiver == "adaptive":
+            aiortc_fixes.install_jitter_buffer()
+            self._receive = ReceivePath(self.recorder_add, sample_rate=SAMPLE_RATE)
+        self._servers = servers
         self.track = ChirpTrack(chirp, first_chirp_frame)
         self.recorder = Recorder()
         self.times = SetupTimes()
         self.pc_id: str | None = None
         self._pc: RTCPeerConnection | None = None
+
+    def recorder_add(self, pcm: bytes, real: bool) -> None:
+        self.recorder.add(pcm, real)
 
     async def _invoke(self, action: str, data: dict | None = None) -> dict:
         body: dict = {"action": action}
@@ -150,9 +184,10 @@ class Caller:
         ice = await self._invoke("ice_config")
         times.ice_config_ms = (time.monotonic() - start) * 1000
         times.relay = ice.get("iceTransportPolicy") == "relay"
+        given = ice.get("iceServers", [])
         servers = [
             RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
-            for s in ice.get("iceServers", [])
+            for s in (self._servers(given) if self._servers else given)
         ]
         policy = RTCIceTransportPolicy.RELAY if times.relay else RTCIceTransportPolicy.ALL
         self._pc = pc = RTCPeerConnection(RTCConfiguration(iceServers=servers, iceTransportPolicy=policy))
@@ -180,7 +215,11 @@ class Caller:
             if not first_event.done():
                 first_event.set_result(time.monotonic())
 
-        pc.addTrack(self.track)
+        if self._receive is not None:
+            with self._receive.installed():  # the receiver aiortc makes for this track is ours
+                pc.addTrack(self.track)
+        else:
+            pc.addTrack(self.track)
         gather_start = time.monotonic()
         await pc.setLocalDescription(await pc.createOffer())
         times.gather_ms = (time.monotonic() - gather_start) * 1000
@@ -192,6 +231,8 @@ class Caller:
         times.offer_to_answer_ms = (time.monotonic() - offer_sent) * 1000
         times.setup_requests = 2
         self.pc_id = answer["pc_id"]
+        if self._receive is not None:
+            self._receive.payload_type = opus_payload_type(answer["sdp"])
         await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type=answer["type"]))
         times.connect_ms = (await asyncio.wait_for(connected, connect_timeout) - start) * 1000
         try:
@@ -209,3 +250,5 @@ class Caller:
         await self.recorder.stop()
         if self._pc is not None:
             await self._pc.close()
+        if self._receive is not None:
+            self._receive.close()

@@ -30,7 +30,7 @@ def target_command(
 ) -> list[str]:
     """The command line of the process under test: the agent (or another build of it, given as
     ``agent_command``, which receives the same flags), or the bare aiortc echo peer."""
-    if target == "agent":
+    if target in ("agent", "reference"):
         if agent_command:
             program = shlex.split(agent_command)
         else:

@@ -28,6 +28,8 @@ def _check(name: str, value: Any, limit: str, passed: bool | None) -> dict[str, 
 
 def checks(result: dict[str, Any]) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
+    if "one_call" not in result:  # --only-network
+        return found
     for key in ("setup_direct", "setup_turn"):
         if key in result:
             requests = result[key]["setup_requests_per_call"]
@@ -196,4 +198,33 @@ def table(results: dict[str, Any]) -> str:
         lines.append(f"targets ({name}):")
         for c in found:
             lines.append(f"  {_verdict(c['passed'])}  {c['check']}: {c['value']} (target {c['limit']})")
+    lines += network_table(results)
     return "\n".join(lines)
+
+
+def network_table(results: dict[str, Any]) -> list[str]:
+    """One row per impaired network: delay, intact chirps, growth, CPU and the agent's TURN bitrate."""
+    targets = {name: r["network"] for name, r in results["targets"].items() if r.get("network")}
+    if not targets:
+        return []
+    lines = [
+        "",
+        "impaired networks on the caller's leg (relay-only through coturn; the caller receives "
+        "like a browser):",
+    ]
+    conditions = [row["condition"] for row in next(iter(targets.values()))]
+    width = max(len(c) for c in conditions)
+    header = "".join(f"  {name + ': ms / intact / growth / CPU / kbps':>52}" for name in targets)
+    lines.append(f"{'':<{width}}{header}")
+    for index, condition in enumerate(conditions):
+        cells = []
+        for rows in targets.values():
+            row = rows[index]
+            share = row["intact_share"]
+            cells.append(
+                f"{_fmt(row['median_latency_ms']):>8} / {('-' if share is None else f'{share:.0%}'):>5} / "
+                f"{_fmt(row['growth_ms']):>6} / {_fmt(row['target_cpu_s_per_call_s'], 4):>7} / "
+                f"{_fmt(row['kbps_towards_caller']):>5}"
+            )
+        lines.append(f"{condition:<{width}}" + "".join(f"  {c:>52}" for c in cells))
+    return lines

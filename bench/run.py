@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import report
+from bench.network import measure_network
 from bench.processes import REPO, rss_bytes, start_target, thread_count
 from bench.scenarios import idle_usage, measure_calls, measure_setup
 from tests.support.turn import TurnServer, TurnServerUnavailable
@@ -56,12 +57,37 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--turn-call-seconds", type=float, default=8.0, help="length of the relayed echo call (0 to skip)"
     )
     parser.add_argument("--no-turn", action="store_true", help="skip the measurements through coturn")
+    parser.add_argument(
+        "--network-seconds",
+        type=float,
+        default=20.0,
+        help="length of each impaired-network call (loss, delay, jitter on the caller's leg; 0 to skip)",
+    )
+    parser.add_argument(
+        "--network-long-seconds",
+        type=float,
+        default=60.0,
+        help="length of the long call with loss and jitter both ways (the delay-growth check; 0 to skip)",
+    )
+    parser.add_argument(
+        "--conditions",
+        help="comma-separated words; only the impaired networks whose name contains one of them run",
+    )
+    parser.add_argument(
+        "--only-network", action="store_true", help="measure only the impaired-network calls (and CPU there)"
+    )
     parser.add_argument("--output", type=Path, default=RESULTS / "latest.json")
     parser.add_argument(
         "--agent-command",
         metavar="COMMAND",
         help="run this instead of .venv/bin/voice-agent (it gets the same flags), "
         "e.g. to compare another build of the agent",
+    )
+    parser.add_argument(
+        "--reference-command",
+        metavar="COMMAND",
+        help="also measure this program as target 'reference', in the same run (it gets the agent's flags): "
+        "another agent to compare with side by side",
     )
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     return parser.parse_args(argv)
@@ -104,13 +130,25 @@ def _cpu_model() -> str | None:
     return None
 
 
+def _command(target: str, args: argparse.Namespace) -> str | None:
+    return args.reference_command if target == "reference" else args.agent_command
+
+
 async def bench_target(target: str, args: argparse.Namespace, logs: Path) -> dict[str, Any]:
     result: dict[str, Any] = {"target": target}
     log = logs / f"{target}.log"
+    if not args.only_network:
+        await _measure_direct(target, args, log, result)
+    if not args.no_turn:
+        await _measure_relayed(target, args, log, result)
+    return result
+
+
+async def _measure_direct(target: str, args: argparse.Namespace, log: Path, result: dict[str, Any]) -> None:
     print(f"[{target}] timing {args.startups} starts to the first healthy /ping", file=sys.stderr)
     startups = []
     for _ in range(args.startups):
-        started = await asyncio.to_thread(start_target, target, log=log, agent_command=args.agent_command)
+        started = await asyncio.to_thread(start_target, target, log=log, agent_command=_command(target, args))
         startups.append(started.startup_seconds)
         started.stop()
     result["startup"] = {
@@ -119,7 +157,7 @@ async def bench_target(target: str, args: argparse.Namespace, logs: Path) -> dic
         "median_s": statistics.median(startups),
     }
 
-    process = await asyncio.to_thread(start_target, target, log=log, agent_command=args.agent_command)
+    process = await asyncio.to_thread(start_target, target, log=log, agent_command=_command(target, args))
     try:
         print(f"[{target}] direct: {args.setups} call set-ups", file=sys.stderr)
         result["setup_direct"] = await measure_setup(process.url, args.setups)
@@ -147,34 +185,45 @@ async def bench_target(target: str, args: argparse.Namespace, logs: Path) -> dic
     finally:
         process.stop()
 
-    if not args.no_turn:
+
+async def _measure_relayed(target: str, args: argparse.Namespace, log: Path, result: dict[str, Any]) -> None:
+    try:
+        turn = await asyncio.to_thread(TurnServer.start, username="bench")
+    except TurnServerUnavailable as error:
+        raise SystemExit(f"bench: {error} (or run with --no-turn)") from None
+    try:
+        relayed = await asyncio.to_thread(
+            start_target,
+            target,
+            ice_servers="static",
+            relay_only=True,
+            env=turn.ice_server_env(),
+            log=log,
+            agent_command=_command(target, args),
+        )
         try:
-            turn = await asyncio.to_thread(TurnServer.start, username="bench")
-        except TurnServerUnavailable as error:
-            raise SystemExit(f"bench: {error} (or run with --no-turn)") from None
-        try:
-            relayed = await asyncio.to_thread(
-                start_target,
-                target,
-                ice_servers="static",
-                relay_only=True,
-                env=turn.ice_server_env(),
-                log=log,
-                agent_command=args.agent_command,
-            )
-            try:
+            if not args.only_network:
                 print(f"[{target}] through coturn: {args.setups} call set-ups", file=sys.stderr)
                 result["setup_turn"] = await measure_setup(relayed.url, args.setups)
-                if args.turn_call_seconds > 0:
-                    idle_rss = rss_bytes(relayed.pid)
-                    result["turn_call"] = await measure_calls(
-                        relayed.url, relayed.pid, calls=1, seconds=args.turn_call_seconds, idle_rss=idle_rss
-                    )
-            finally:
-                relayed.stop()
+            if args.turn_call_seconds > 0 and not args.only_network:
+                idle_rss = rss_bytes(relayed.pid)
+                result["turn_call"] = await measure_calls(
+                    relayed.url, relayed.pid, calls=1, seconds=args.turn_call_seconds, idle_rss=idle_rss
+                )
+            if args.network_seconds > 0 or args.network_long_seconds > 0:
+                print(f"[{target}] impaired networks on the caller's leg", file=sys.stderr)
+                result["network"] = await measure_network(
+                    relayed.url,
+                    relayed.pid,
+                    turn.port,
+                    seconds=args.network_seconds,
+                    long_seconds=args.network_long_seconds,
+                    only=args.conditions.split(",") if args.conditions else None,
+                )
         finally:
-            turn.stop()
-    return result
+            relayed.stop()
+    finally:
+        turn.stop()
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -183,6 +232,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     logs = RESULTS / f"logs-{stamp}"
     logs.mkdir()
     targets = ["baseline", "agent"] if args.target == "both" else [args.target]
+    if args.reference_command:
+        targets.append("reference")
     started = time.monotonic()
     results: dict[str, Any] = {
         "started_utc": stamp,

@@ -15,7 +15,6 @@ import numpy as np
 from bench.caller import Caller
 from bench.processes import cpu_seconds, rss_bytes, thread_count
 from bench.signals import (
-    INTACT_SCORE,
     SAMPLE_RATE,
     Echo,
     ReceivedAudio,
@@ -187,7 +186,7 @@ def _caller_figures(index: int, heard: list[_Heard], templates: list[np.ndarray]
         "min_score": min((e.score for e in found), default=None),
         # An intact echo matches the chirp at ~0.99; a gap or a dropped frame inside it lowers the score
         # and moves part of it outside the echo window (seen as leakage, not as crosstalk).
-        "torn_echoes": sum(1 for e in found if e.score < INTACT_SCORE),
+        "torn_echoes": sum(1 for e in found if not e.intact),
         "leak_max_abs": leak.max_abs,
         "leak_rms_dbfs": leak.rms_dbfs,
         "leak_seconds_checked": leak.samples_checked / SAMPLE_RATE,

@@ -10,7 +10,6 @@ import pytest
 
 from bench.signals import (
     FRAME_SAMPLES,
-    INTACT_SCORE,
     SAMPLE_RATE,
     ReceivedAudio,
     caller_chirps,
@@ -99,9 +98,33 @@ def test_a_torn_echo_is_the_callers_own_audio_not_leakage() -> None:
     stream[at + 2880 : at + 2880 + len(template) - 1920] = template[1920:]
     audio = received(stream)
     echoes = measure_echoes(audio, [START + 0.5], template, 0.9)
-    assert echoes[0].score < INTACT_SCORE
+    assert not echoes[0].intact
     whole = {"start_sample": 0, "stop_sample": len(stream)}
     assert leakage_outside(audio, echoes, len(template), **whole).max_abs == 0
 
     stream[at + round(0.3 * SAMPLE_RATE)] = 1000  # anything further away still counts
     assert leakage_outside(received(stream), echoes, len(template), **whole).max_abs == 1000
+
+
+def test_a_whole_echo_is_intact_even_through_a_codec_that_changes_its_waveform() -> None:
+    template = chirp()
+    at = round(0.7 * SAMPLE_RATE)
+    stream = np.zeros(2 * SAMPLE_RATE, dtype=np.int16)
+    # A 32 kbit/s voice codec adds its noise: the waveform correlation drops, the sweep stays in place.
+    rng = np.random.default_rng(3)
+    noisy = template.astype(np.float64) * 0.8 + rng.normal(0, 3500, len(template))
+    stream[at : at + len(template)] = noisy.astype(np.int16)
+    (echo,) = measure_echoes(received(stream), [START + 0.5], template, 0.9)
+    assert echo.score < 0.97 and echo.intact
+
+
+def test_a_concealed_frame_inside_the_echo_is_not_intact() -> None:
+    template = chirp()
+    at = round(0.7 * SAMPLE_RATE)
+    stream = np.zeros(2 * SAMPLE_RATE, dtype=np.int16)
+    stream[at : at + len(template)] = template
+    # Concealment repeats the last 10 ms of pitch where the third 20 ms frame was lost.
+    lost = slice(at + 1920, at + 2880)
+    stream[lost] = np.tile(template[1440:1920], 2)
+    (echo,) = measure_echoes(received(stream), [START + 0.5], template, 0.9)
+    assert echo.score > 0.5 and not echo.intact
