@@ -3,7 +3,7 @@ this runtime and nothing else. No self sign-up, no unauthenticated identities.""
 
 from collections.abc import Sequence
 
-from aws_cdk import Aws, Duration, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_cognito_identitypool as identitypool
 from constructs import Construct
@@ -19,7 +19,7 @@ class SignIn(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        stage_name: str,
+        domain_prefix: str,
         callback_urls: Sequence[str],
         runtime: VoiceAgentRuntime,
         self_sign_up: bool = False,
@@ -45,12 +45,9 @@ class SignIn(Construct):
             feature_plan=cognito.FeaturePlan.ESSENTIALS,
             removal_policy=RemovalPolicy.DESTROY,
         )
-        # Prefixes are global per region; the account id keeps stages of different accounts apart.
         self.domain = self.user_pool.add_domain(
             "ManagedLogin",
-            cognito_domain=cognito.CognitoDomainOptions(
-                domain_prefix=f"voice-agent-{stage_name}-{Aws.ACCOUNT_ID}"
-            ),
+            cognito_domain=cognito.CognitoDomainOptions(domain_prefix=domain_prefix),
             managed_login_version=cognito.ManagedLoginVersion.NEWER_MANAGED_LOGIN,
         )
         self.client = self.user_pool.add_client(

@@ -17,6 +17,7 @@ from voice_agent.voices.nova_sonic_options import (
     DEFAULT_VOICE_ID,
 )
 from voice_agent.voices.nova_sonic_options import VOICE_IDS as NOVA_SONIC_VOICES
+from voice_agent_ops import naming
 
 from cdk import zones
 from cdk.models import ModelRegionError, ModelRoute, model_route
@@ -53,7 +54,6 @@ MAX_SESSION_SECONDS = 28_800
 # Environment variable values are limited to 2048 characters by AgentCore.
 MAX_ENV_VALUE_CHARS = 2048
 
-STAGE_NAME_RULE = re.compile(r"^[a-z][a-z0-9]{0,15}$")
 RUNTIME_NAME_RULE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]{0,47}$")
 ACCOUNT_RULE = re.compile(r"^[0-9]{12}$")
 # KVS signaling channels per stage: each carries about 16 concurrent relayed calls (50 TURN allocations,
@@ -111,12 +111,16 @@ class StageConfig:
         return model_route(self.model_id, self.region)
 
     @property
+    def stage_id(self) -> str:
+        return naming.stage_id(self.name)
+
+    @property
     def network_stack_name(self) -> str:
-        return f"voice-agent-{self.name}-network"
+        return naming.network_stack_name(self.name)
 
     @property
     def agent_stack_name(self) -> str:
-        return f"voice-agent-{self.name}-agent"
+        return naming.agent_stack_name(self.name)
 
 
 def _fail(key: str, value: Any, allowed: str) -> StageConfigError:
@@ -138,8 +142,8 @@ def _text(key: str, value: Any, *, rule: re.Pattern[str] | None = None, allowed:
 def parse_stage(name: str, raw: Any) -> StageConfig:
     """Validate one entry of the `stages` map."""
     prefix = f"stages.{name}"
-    if not STAGE_NAME_RULE.match(name):
-        raise _fail("stage", name, "allowed: 1-16 lower-case letters and digits, starting with a letter")
+    if not naming.is_stage_name(name):
+        raise _fail("stage", name, f"allowed: {naming.STAGE_NAME_ALLOWED}")
     if not isinstance(raw, Mapping):
         raise _fail(prefix, raw, "allowed: an object with the stage's settings")
     unknown = sorted(set(raw) - set(KNOWN_KEYS))
@@ -282,7 +286,7 @@ def parse_stage(name: str, raw: Any) -> StageConfig:
         log_retention_days=retention,
         runtime_name=_text(
             f"{prefix}.runtimeName",
-            raw.get("runtimeName", f"voice_agent_{name}"),
+            raw.get("runtimeName", naming.default_runtime_name(name)),
             rule=RUNTIME_NAME_RULE,
             allowed="allowed: a letter, then up to 47 letters, digits or underscores "
             "(^[a-zA-Z][a-zA-Z0-9_]{0,47}$; no hyphens)",
@@ -295,9 +299,8 @@ def parse_stage(name: str, raw: Any) -> StageConfig:
 
 
 def _longest_channel_arns_length(stage: str, region: str, count: int) -> int:
-    """The longest the comma-joined channel ARNs can be (names as cdk/agent.py and cdk/signaling.py
-    make them; the last ARN segment is a 13-digit creation time)."""
-    names = [f"voice-agent-{stage}-turn"] + [f"voice-agent-{stage}-turn-{n}" for n in range(2, count + 1)]
+    """The longest the comma-joined channel ARNs can be (the last ARN segment is a 13-digit creation time)."""
+    names = naming.turn_channel_names(stage, count)
     # Every region AgentCore VPC mode supports (cdk/zones.py) is in the `aws` partition.
     arns = [f"arn:aws:kinesisvideo:{region}:{'0' * 12}:channel/{name}/{'0' * 13}" for name in names]
     return len(",".join(arns))

@@ -34,6 +34,7 @@ from voice_agent.metrics import (
     VOICE_STREAM_ERRORS,
     VOICE_STREAMS_OPENED,
 )
+from voice_agent_ops import naming
 
 from cdk.nag import acknowledge
 
@@ -60,7 +61,6 @@ class VoiceAgentObservability(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self._dimensions = {"Stage": stage_name}
-        prefix = f"voice-agent-{stage_name}"
 
         # --- notification ---
         self.alarm_topic = sns.Topic(
@@ -101,7 +101,7 @@ class VoiceAgentObservability(Construct):
         self.connect_failure_alarm = self.connect_failure_rate.create_alarm(
             self,
             "ConnectFailureRateAlarm",
-            alarm_name=f"{prefix}-connect-failure-rate",
+            alarm_name=naming.alarm_name(stage_name, "connect-failure-rate"),
             alarm_description=(
                 f"More than {CONNECT_FAILURE_RATE_THRESHOLD:.0%} of calls ended without connecting "
                 f"(at least {CONNECT_FAILURE_MIN_CALLS} calls in 5 minutes). Check TURN (KVS throttles, "
@@ -117,7 +117,7 @@ class VoiceAgentObservability(Construct):
         self.voice_error_alarm = self.voice_error_rate.create_alarm(
             self,
             "VoiceErrorRateAlarm",
-            alarm_name=f"{prefix}-voice-error-rate",
+            alarm_name=naming.alarm_name(stage_name, "voice-error-rate"),
             alarm_description=(
                 f"More than {VOICE_ERROR_RATE_THRESHOLD:.0%} of Nova Sonic streams failed in 5 minutes. "
                 "Check Bedrock quotas and model access, the model's service health in the region, and "
@@ -132,7 +132,7 @@ class VoiceAgentObservability(Construct):
         self.invocation_error_alarm = self.invocation_errors.create_alarm(
             self,
             "InvocationErrorsAlarm",
-            alarm_name=f"{prefix}-invocation-errors",
+            alarm_name=naming.alarm_name(stage_name, "invocation-errors"),
             alarm_description=(
                 f"AgentCore answered at least {INVOCATION_ERRORS_THRESHOLD} runtime invocations with a "
                 "system error in 5 minutes. Check the runtime's status, the application logs for "
@@ -154,7 +154,7 @@ class VoiceAgentObservability(Construct):
         self.dashboard = cloudwatch.Dashboard(
             self,
             "Dashboard",
-            dashboard_name=prefix,
+            dashboard_name=naming.dashboard_name(stage_name),
             default_interval=Duration.hours(3),
         )
         self.dashboard.add_widgets(
@@ -264,7 +264,7 @@ class VoiceAgentObservability(Construct):
             "DashboardUrl",
             value=(
                 f"https://{stack.region}.console.aws.amazon.com/cloudwatch/home?region={stack.region}"
-                f"#dashboards/dashboard/{prefix}"
+                f"#dashboards/dashboard/{naming.dashboard_name(stage_name)}"
             ),
         )
 

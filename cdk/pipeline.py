@@ -20,11 +20,12 @@ from aws_cdk import aws_codepipeline as codepipeline
 from aws_cdk import aws_iam as iam
 from aws_cdk import pipelines
 from constructs import Construct
+from voice_agent_ops import naming
 
 from cdk.config import StageConfig, StageConfigError, parse_stage
 from cdk.nag import add_checks
 from cdk.pipeline_nag import acknowledge_pipeline_stack
-from cdk.stage import VoiceAgentStage, stage_id
+from cdk.stage import VoiceAgentStage
 from cdk.web_hosting import web_client_dir_from_context
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -35,8 +36,8 @@ SMOKE_REQUIREMENTS = ("aiortc", "av", "numpy", "boto3", "httpx")
 
 SWITCH_KEY = "pipeline"
 SETTINGS_KEY = "pipelineSettings"
-PIPELINE_STACK_NAME = "voice-agent-pipeline"
-PIPELINE_NAME = "voice-agent"
+PIPELINE_STACK_NAME = naming.PIPELINE_STACK_NAME
+PIPELINE_NAME = naming.PIPELINE_NAME
 
 KNOWN_KEYS = ("connectionArn", "repository", "branch", "region", "account", "stages", "approvalBefore")
 
@@ -356,7 +357,7 @@ class PipelineStack(cdk.Stack):
             # Beside the pipeline, not inside it: the same construct paths, and so the same templates,
             # as `make deploy STAGE=...`, so a stage can move between hand and pipeline deploys.
             stage = VoiceAgentStage(
-                scope, stage_id(stage_config), config=stage_config, web_client_dir=web_client_dir
+                scope, stage_config.stage_id, config=stage_config, web_client_dir=web_client_dir
             )
             install, run = smoke_commands(stage_config)
             smoke = pipelines.CodeBuildStep(

@@ -10,6 +10,7 @@ from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
+from voice_agent_ops import naming
 
 from cdk.config import StageConfig
 from cdk.models import ModelRoute
@@ -20,9 +21,6 @@ RUNTIME_IMAGE_DIR = Path(__file__).resolve().parent.parent / "runtime_image"
 ENDPOINT_NAME = "live"
 # The qualifier every runtime has; the web client and the smoke call use it.
 DEFAULT_ENDPOINT = "DEFAULT"
-# AgentCore writes each endpoint's container output to a log group it names after the runtime id and the
-# endpoint; created here first, they get the stage's retention instead of never expiring.
-SERVICE_LOG_GROUP_PREFIX = "/aws/bedrock-agentcore/runtimes/"
 # InvokeModelWithBidirectionalStream "requires permission for the bedrock:InvokeModel action" (Bedrock API
 # reference); there is no separate IAM action for it (cfn-lint's IAM action list agrees).
 MODEL_INVOKE_ACTIONS = ("bedrock:InvokeModel",)
@@ -106,7 +104,7 @@ class VoiceAgentRuntime(Construct):
         self.log_group = logs.LogGroup(
             self,
             "ApplicationLogs",
-            log_group_name=f"/aws/vendedlogs/bedrock-agentcore/{config.runtime_name}",
+            log_group_name=naming.application_log_group_name(config.runtime_name),
             retention=retention_days(config.log_retention_days),
             removal_policy=RemovalPolicy.DESTROY,
         )
@@ -152,11 +150,13 @@ class VoiceAgentRuntime(Construct):
             ENDPOINT_NAME, description=f"Voice agent endpoint ({config.name})"
         )
         self.role: iam.IRole = self.runtime.role
+        # AgentCore writes each endpoint's container output to a log group it names after the runtime id
+        # and the endpoint; created here first, they get the stage's retention instead of never expiring.
         self.service_log_groups = [
             logs.LogGroup(
                 self,
                 f"ServiceLogs{endpoint.capitalize()}",
-                log_group_name=f"{SERVICE_LOG_GROUP_PREFIX}{self.runtime.agent_runtime_id}-{endpoint}",
+                log_group_name=naming.service_log_group_name(self.runtime.agent_runtime_id, endpoint),
                 retention=retention_days(config.log_retention_days),
                 removal_policy=RemovalPolicy.DESTROY,
             )

@@ -12,10 +12,6 @@ from cdk.nag import acknowledge_agent_stack, acknowledge_network_stack
 from cdk.network import NetworkStack
 
 
-def stage_id(config: StageConfig) -> str:
-    return f"voice-agent-{config.name}"
-
-
 class VoiceAgentStage(Stage):
     def __init__(
         self, scope: Construct, construct_id: str, *, config: StageConfig, web_client_dir: Path
