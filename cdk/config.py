@@ -9,17 +9,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-# The Nova 2 Sonic choices (voices, default model and prompt) are the agent's: defined once, in a
-# stdlib-only module that is cheap to import at synth time.
-from voice_agent.voices.nova_sonic_options import (
-    DEFAULT_MODEL_ID,
-    DEFAULT_SYSTEM_PROMPT,
-    DEFAULT_VOICE_ID,
-)
-from voice_agent.voices.nova_sonic_options import VOICE_IDS as NOVA_SONIC_VOICES
 from voice_agent_ops import naming
 
 from cdk import zones
+from cdk.agent_contract import DEFAULT_MODEL_ID, DEFAULT_SYSTEM_PROMPT, DEFAULT_VOICE_ID
+from cdk.agent_contract import VOICE_IDS as NOVA_SONIC_VOICES
 from cdk.models import ModelRegionError, ModelRoute, model_route
 
 DEFAULT_STAGE = "dev"

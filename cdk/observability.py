@@ -13,9 +13,9 @@ from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
+from voice_agent_ops import naming
 
-# The agent defines its metric names; the dashboard and alarms read the same constants.
-from voice_agent.metrics import (
+from cdk.agent_contract import (
     BARGE_INS,
     CALL_DURATION,
     CALLS_ENDED,
@@ -34,8 +34,6 @@ from voice_agent.metrics import (
     VOICE_STREAM_ERRORS,
     VOICE_STREAMS_OPENED,
 )
-from voice_agent_ops import naming
-
 from cdk.nag import acknowledge
 
 ALARM_PERIOD = Duration.minutes(5)
