@@ -65,7 +65,7 @@ class AgentStack(Stack):
             "SignIn",
             domain_prefix=naming.cognito_domain_prefix(config.name, Aws.ACCOUNT_ID),
             callback_urls=callback_urls,
-            runtime=self.runtime,
+            grant_invoke=self.runtime.grant_invoke,
         )
         self.web.add_client_config(
             {

@@ -14,6 +14,7 @@ from voice_agent_ops import naming
 
 from cdk.config import StageConfig
 from cdk.models import ModelRoute
+from cdk.nag import account_in_finding, acknowledge_wildcards, default_policy
 from cdk.retention import retention_days
 from cdk.signaling import SignalingChannelPool
 
@@ -169,6 +170,45 @@ class VoiceAgentRuntime(Construct):
             iam.PolicyStatement(actions=list(MODEL_INVOKE_ACTIONS), resources=self.model_arns)
         )
         signaling_channels.grant_turn_credentials(self.runtime.role)
+        self._acknowledge_l2_role_wildcards(stack)
+
+    def _acknowledge_l2_role_wildcards(self, stack: Stack) -> None:
+        policy = default_policy(self.runtime.role)
+        if policy is None:
+            return
+        logs_arn = f"arn:aws:logs:{stack.region}:{account_in_finding(stack)}:log-group"
+        acknowledge_wildcards(
+            policy,
+            (
+                (
+                    f"Resource::{logs_arn}:/aws/bedrock-agentcore/runtimes/*",
+                    "the runtime's log groups are named by the service after the runtime id and endpoint "
+                    "at deploy time.",
+                ),
+                (
+                    f"Resource::{logs_arn}:/aws/bedrock-agentcore/runtimes/*:log-stream:*",
+                    "log streams inside the runtime's service-named log groups are created per session.",
+                ),
+                (
+                    f"Resource::{logs_arn}:*",
+                    "logs:DescribeLogGroups is a list action that IAM only scopes to all log groups of the "
+                    "account.",
+                ),
+                (
+                    "Resource::*",
+                    "X-Ray segment upload, ecr:GetAuthorizationToken and cloudwatch:PutMetricData (the "
+                    "latter conditioned on the bedrock-agentcore namespace) do not support resource-level "
+                    "permissions.",
+                ),
+                (
+                    f"Resource::arn:aws:bedrock-agentcore:{stack.region}:{account_in_finding(stack)}:"
+                    "workload-identity-directory/default/workload-identity/*",
+                    "the runtime's workload identity is created by the service under the default directory "
+                    "at deploy time.",
+                ),
+            ),
+            prefix="Added by the AgentCore Runtime L2 for every runtime (aws-cdk-lib aws_bedrockagentcore): ",
+        )
 
     @property
     def runtime_arn(self) -> str:
