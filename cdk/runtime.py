@@ -181,12 +181,12 @@ class VoiceAgentRuntime(Construct):
             policy,
             (
                 (
-                    f"Resource::{logs_arn}:/aws/bedrock-agentcore/runtimes/*",
+                    f"Resource::{logs_arn}:{naming.SERVICE_LOG_GROUP_PREFIX}*",
                     "the runtime's log groups are named by the service after the runtime id and endpoint "
                     "at deploy time.",
                 ),
                 (
-                    f"Resource::{logs_arn}:/aws/bedrock-agentcore/runtimes/*:log-stream:*",
+                    f"Resource::{logs_arn}:{naming.SERVICE_LOG_GROUP_PREFIX}*:log-stream:*",
                     "log streams inside the runtime's service-named log groups are created per session.",
                 ),
                 (

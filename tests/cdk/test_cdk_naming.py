@@ -31,4 +31,3 @@ def ops_accepts(name: str) -> bool:
 @pytest.mark.parametrize("name", STAGE_NAMES)
 def test_the_ops_commands_accept_exactly_the_stage_names_the_cdk_app_accepts(name: str) -> None:
     assert ops_accepts(name) == cdk_accepts(name)
-
