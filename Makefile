@@ -7,13 +7,17 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # checkov pins boto3, packaging and networkx below this project's versions: it gets a venv of its own.
 CHECKOV_VENV := .venv-checkov
-# Stages come from cdk.json so a new stage needs no Makefile change.
-STAGES = $(shell $(PY) -c "import json; print(' '.join(json.load(open('cdk.json'))['context']['stages']))")
+# Names and stage settings come from cdk.json through the one naming module the CDK app and the ops
+# commands use (ops/voice_agent_ops/naming.py), so a new stage needs no Makefile change.
+NAMING := $(PY) -m voice_agent_ops.naming
+STAGES = $(shell $(NAMING) stages)
+# The CDK stage holding STAGE's stacks, for `cdk deploy`.
+STAGE_ID = $(shell $(NAMING) stage-id $(STAGE))
 # The stage's region from cdk.json (REGION=... overrides), for the commands that talk to AWS directly.
-REGION ?= $(shell $(PY) -c "import json; print(json.load(open('cdk.json'))['context']['stages'].get('$(STAGE)', {}).get('region', ''))" 2>/dev/null)
-# The stage's AgentCore runtime name from cdk.json (default voice_agent_<stage>, as cdk/config.py): destroy
-# finds the runtime's log groups by it once the agent stack, and its outputs, are gone.
-RUNTIME_NAME ?= $(shell $(PY) -c "import json; print(json.load(open('cdk.json'))['context']['stages'].get('$(STAGE)', {}).get('runtimeName', 'voice_agent_$(STAGE)'))" 2>/dev/null)
+REGION ?= $(shell $(NAMING) region $(STAGE) 2>/dev/null)
+# The stage's AgentCore runtime name (cdk.json's runtimeName, else the app's default): destroy finds the
+# runtime's log groups by it once the agent stack, and its outputs, are gone.
+RUNTIME_NAME ?= $(shell $(NAMING) runtime-name $(STAGE) 2>/dev/null)
 # Node 20 is past jsii's support window: without this every synth prints a large banner.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 CDK := npx --no-install cdk
@@ -86,7 +90,7 @@ bootstrap: deps  ## Bootstrap CDK in every stage's account and region from cdk.j
 	@envs=$$($(PY) -m cdk.bootstrap $(if $(PIPELINE),--pipeline)) && set -x && $(CDK) bootstrap $$envs
 
 deploy: web  ## Deploy STAGE (default dev) into the current AWS account
-	$(CDK) deploy 'voice-agent-$(STAGE)/*' -c stage=$(STAGE) --require-approval broadening
+	$(CDK) deploy '$(STAGE_ID)/*' -c stage=$(STAGE) --require-approval broadening
 
 destroy: deps  ## Destroy STAGE: agent stack, its log groups, then the network stack (WAIT=1 waits for AgentCore)
 	$(VENV)/bin/voice-agent-destroy --stage $(STAGE) $(if $(REGION),--region $(REGION)) $(if $(RUNTIME_NAME),--runtime-name $(RUNTIME_NAME)) $(if $(WAIT),--wait $(if $(MAX_WAIT),--max-wait-minutes $(MAX_WAIT)))

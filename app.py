@@ -8,7 +8,7 @@ import aws_cdk as cdk
 from cdk.config import StageConfigError, load_stage
 from cdk.nag import add_checks
 from cdk.pipeline import build_pipeline_app, pipeline_enabled
-from cdk.stage import VoiceAgentStage, stage_id
+from cdk.stage import VoiceAgentStage
 from cdk.web_hosting import WebClientDirError, web_client_dir_from_context
 
 
@@ -16,7 +16,7 @@ def build_app(app: cdk.App) -> VoiceAgentStage:
     context = {"stages": app.node.try_get_context("stages"), "stage": app.node.try_get_context("stage")}
     config = load_stage(context)
     web_client_dir = web_client_dir_from_context(app.node)
-    stage = VoiceAgentStage(app, stage_id(config), config=config, web_client_dir=web_client_dir)
+    stage = VoiceAgentStage(app, config.stage_id, config=config, web_client_dir=web_client_dir)
     add_checks(app)
     return stage
 

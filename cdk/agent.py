@@ -4,9 +4,10 @@ Nothing here is retained on delete."""
 
 from pathlib import Path
 
-from aws_cdk import CfnOutput, Stack
+from aws_cdk import Aws, CfnOutput, Stack
 from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
+from voice_agent_ops import naming
 
 from cdk.auth import LOCAL_WEB_CLIENT_URL, SignIn
 from cdk.config import StageConfig
@@ -33,8 +34,7 @@ class AgentStack(Stack):
         self.signaling_channels = SignalingChannelPool(
             self,
             "SignalingChannel",
-            channel_name=f"voice-agent-{config.name}-turn",
-            count=config.turn_channels,
+            channel_names=naming.turn_channel_names(config.name, config.turn_channels),
         )
         # The page first: the runtime allows its origin. No cycle: config.json (the deployment) refers to
         # the runtime, the runtime only to the distribution's domain.
@@ -61,7 +61,11 @@ class AgentStack(Stack):
         # Both spellings: a redirect_uri must match a registered URL exactly.
         callback_urls = [url for origin in origins for url in (origin, f"{origin}/")]
         self.sign_in = SignIn(
-            self, "SignIn", stage_name=config.name, callback_urls=callback_urls, runtime=self.runtime
+            self,
+            "SignIn",
+            domain_prefix=naming.cognito_domain_prefix(config.name, Aws.ACCOUNT_ID),
+            callback_urls=callback_urls,
+            grant_invoke=self.runtime.grant_invoke,
         )
         self.web.add_client_config(
             {

@@ -1,14 +1,15 @@
 """Sign-in: a Cognito user pool with managed login, and an identity pool whose signed-in users may invoke
 this runtime and nothing else. No self sign-up, no unauthenticated identities."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from aws_cdk import Aws, Duration, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_cognito_identitypool as identitypool
+from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from cdk.runtime import VoiceAgentRuntime
+from cdk.nag import acknowledge
 
 LOCAL_WEB_CLIENT_URL = "http://localhost:7860"
 
@@ -19,11 +20,12 @@ class SignIn(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        stage_name: str,
+        domain_prefix: str,
         callback_urls: Sequence[str],
-        runtime: VoiceAgentRuntime,
+        grant_invoke: Callable[[iam.IGrantable], iam.Grant],
         self_sign_up: bool = False,
     ) -> None:
+        """`grant_invoke` grants a principal what a signed-in user may call (the runtime's invoke grant)."""
         super().__init__(scope, construct_id)
         self.user_pool = cognito.UserPool(
             self,
@@ -45,12 +47,9 @@ class SignIn(Construct):
             feature_plan=cognito.FeaturePlan.ESSENTIALS,
             removal_policy=RemovalPolicy.DESTROY,
         )
-        # Prefixes are global per region; the account id keeps stages of different accounts apart.
         self.domain = self.user_pool.add_domain(
             "ManagedLogin",
-            cognito_domain=cognito.CognitoDomainOptions(
-                domain_prefix=f"voice-agent-{stage_name}-{Aws.ACCOUNT_ID}"
-            ),
+            cognito_domain=cognito.CognitoDomainOptions(domain_prefix=domain_prefix),
             managed_login_version=cognito.ManagedLoginVersion.NEWER_MANAGED_LOGIN,
         )
         self.client = self.user_pool.add_client(
@@ -89,7 +88,19 @@ class SignIn(Construct):
                 ]
             ),
         )
-        runtime.grant_invoke(self.identity_pool.authenticated_role)
+        grant_invoke(self.identity_pool.authenticated_role)
+        acknowledge(
+            self.user_pool,
+            "AwsSolutions-COG2",
+            "MFA is optional by design: users may enrol a TOTP authenticator; accounts "
+            "are created only by an administrator (no self sign-up) and need a 12+ character password.",
+        )
+        acknowledge(
+            self.user_pool,
+            "AwsSolutions-COG8",
+            "The Essentials feature plan is enough for an administrator-provisioned user list; the Plus "
+            "plan's threat protection is charged per active user and can be switched on per stage later.",
+        )
 
     @property
     def managed_login_url(self) -> str:

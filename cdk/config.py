@@ -5,20 +5,15 @@ bad setting fails `cdk synth` with a message that says what to change.
 """
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-# The Nova 2 Sonic choices (voices, default model and prompt) are the agent's: defined once, in a
-# stdlib-only module that is cheap to import at synth time.
-from voice_agent.voices.nova_sonic_options import (
-    DEFAULT_MODEL_ID,
-    DEFAULT_SYSTEM_PROMPT,
-    DEFAULT_VOICE_ID,
-)
-from voice_agent.voices.nova_sonic_options import VOICE_IDS as NOVA_SONIC_VOICES
+from voice_agent_ops import naming
 
 from cdk import zones
+from cdk.agent_contract import DEFAULT_MODEL_ID, DEFAULT_SYSTEM_PROMPT, DEFAULT_VOICE_ID
+from cdk.agent_contract import VOICE_IDS as NOVA_SONIC_VOICES
 from cdk.models import ModelRegionError, ModelRoute, model_route
 
 DEFAULT_STAGE = "dev"
@@ -53,7 +48,6 @@ MAX_SESSION_SECONDS = 28_800
 # Environment variable values are limited to 2048 characters by AgentCore.
 MAX_ENV_VALUE_CHARS = 2048
 
-STAGE_NAME_RULE = re.compile(r"^[a-z][a-z0-9]{0,15}$")
 RUNTIME_NAME_RULE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]{0,47}$")
 ACCOUNT_RULE = re.compile(r"^[0-9]{12}$")
 # KVS signaling channels per stage: each carries about 16 concurrent relayed calls (50 TURN allocations,
@@ -62,24 +56,6 @@ ACCOUNT_RULE = re.compile(r"^[0-9]{12}$")
 MAX_TURN_CHANNELS = 20
 # One address for the alarm topic's e-mail subscription (SNS confirms it by mail).
 EMAIL_RULE = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+$")
-
-KNOWN_KEYS = (
-    "region",
-    "account",
-    "zoneIds",
-    "natGateways",
-    "modelId",
-    "voiceId",
-    "systemPrompt",
-    "sessionIdleTimeoutSeconds",
-    "sessionMaxLifetimeSeconds",
-    "logRetentionDays",
-    "runtimeName",
-    "platformVersion",
-    "allowLocalhostCallback",
-    "alarmEmail",
-    "turnChannels",
-)
 
 
 class StageConfigError(ValueError):
@@ -111,193 +87,283 @@ class StageConfig:
         return model_route(self.model_id, self.region)
 
     @property
+    def stage_id(self) -> str:
+        return naming.stage_id(self.name)
+
+    @property
     def network_stack_name(self) -> str:
-        return f"voice-agent-{self.name}-network"
+        return naming.network_stack_name(self.name)
 
     @property
     def agent_stack_name(self) -> str:
-        return f"voice-agent-{self.name}-agent"
+        return naming.agent_stack_name(self.name)
 
 
 def _fail(key: str, value: Any, allowed: str) -> StageConfigError:
     return StageConfigError(f"Invalid stage configuration: {key} = {value!r}; {allowed}")
 
 
-def _positive_int(key: str, value: Any, *, maximum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= maximum:
-        raise _fail(key, value, f"allowed: a whole number of seconds from 1 to {maximum}")
-    return value
+# --- the settings: each a key, its default, a validator and the allowed values -----------------------------
+
+#: The stage's name and the settings parsed so far, by StageConfig attribute (settings parse in table order).
+Parsed = dict[str, Any]
+_AS_GIVEN = object()
+NON_EMPTY = "allowed: a non-empty string"
+SECONDS = f"allowed: a whole number of seconds from 1 to {MAX_SESSION_SECONDS}"
 
 
-def _text(key: str, value: Any, *, rule: re.Pattern[str] | None = None, allowed: str = "") -> str:
-    if not isinstance(value, str) or not value.strip() or (rule is not None and not rule.match(value)):
-        raise _fail(key, value, allowed or "allowed: a non-empty string")
-    return value
+class _Rejected(Exception):
+    """A value passed its validator but breaks a limit or another setting. `allowed` says what is allowed;
+    `shown` stands in for the value in the message; `key` names the setting the conflict is reported on."""
+
+    def __init__(self, allowed: str, *, shown: Any = _AS_GIVEN, key: str | None = None) -> None:
+        super().__init__(allowed)
+        self.allowed, self.shown, self.key = allowed, shown, key
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One key of a stage's settings in cdk.json."""
+
+    key: str
+    attribute: str  # of StageConfig
+    valid: Callable[[Any, Parsed], bool]
+    # The message's "allowed: ..." part: fixed, or made from the settings parsed before.
+    allowed: str | Callable[[Parsed], str]
+    default: Any = None
+    derived_default: Callable[[Parsed], Any] | None = None  # a default that depends on earlier settings
+    optional: bool = False  # absent (None) stays None, unchecked
+    limits: Callable[[Any, Parsed], None] | None = None  # after `valid`; raises _Rejected
+    convert: Callable[[Any], Any] = lambda value: value
+
+
+def _is_text(value: Any, rule: re.Pattern[str] | None = None) -> bool:
+    return isinstance(value, str) and bool(value.strip()) and (rule is None or rule.match(value) is not None)
+
+
+def _text(rule: re.Pattern[str] | None = None) -> Callable[[Any, Parsed], bool]:
+    return lambda value, _: _is_text(value, rule)
+
+
+def _one_of(choices: tuple[Any, ...]) -> Callable[[Any, Parsed], bool]:
+    # A bool is an int: without the first test, true would pass as a retention of 1 day.
+    return lambda value, _: not isinstance(value, bool) and value in choices
+
+
+def _listing(choices: tuple[Any, ...]) -> str:
+    return f"allowed: {', '.join(str(c) for c in choices)}"
+
+
+def _whole_number(minimum: int, maximum: int) -> Callable[[Any, Parsed], bool]:
+    return lambda value, _: (
+        not isinstance(value, bool) and isinstance(value, int) and minimum <= value <= maximum
+    )
+
+
+def _valid_zone_ids(value: Any, parsed: Parsed) -> bool:
+    supported = zones.supported_zone_ids(parsed["region"])
+    return (
+        isinstance(value, list)
+        and len(value) == zones.ZONES_PER_VPC
+        and all(isinstance(z, str) for z in value)
+        and len(set(value)) == len(value)
+        and all(z in supported for z in value)
+    )
+
+
+def _zone_ids_allowed(parsed: Parsed) -> str:
+    region = parsed["region"]
+    return (
+        f"allowed: {zones.ZONES_PER_VPC} distinct zone IDs that AgentCore supports in {region}: "
+        f"{', '.join(zones.supported_zone_ids(region))}"
+    )
+
+
+def _served_in_region(model_id: str, parsed: Parsed) -> None:
+    try:
+        model_route(model_id, parsed["region"])
+    except ModelRegionError as error:
+        raise _Rejected(f"for region {parsed['region']}: {error}") from None
+
+
+def _fits_an_environment_value(prompt: str, _: Parsed) -> None:
+    if len(prompt) > MAX_ENV_VALUE_CHARS:
+        raise _Rejected(
+            f"allowed: at most {MAX_ENV_VALUE_CHARS} characters (an AgentCore environment value)",
+            shown=prompt[:40] + "...",
+        )
+
+
+def _outlasts_the_idle_timeout(lifetime: int, parsed: Parsed) -> None:
+    idle = parsed["session_idle_timeout_seconds"]
+    if idle > lifetime:
+        raise _Rejected(
+            f"allowed: at most sessionMaxLifetimeSeconds ({lifetime})",
+            shown=idle,
+            key="sessionIdleTimeoutSeconds",
+        )
+
+
+def _channel_arns_fit(count: int, parsed: Parsed) -> None:
+    name, region = parsed["name"], parsed["region"]
+    arns_length = _longest_channel_arns_length(name, region, count)
+    if arns_length > MAX_ENV_VALUE_CHARS:
+        raise _Rejected(
+            f"allowed: fewer channels for stage {name!r} in {region}: their ARNs would take up to "
+            f"{arns_length} characters in VOICE_AGENT_KVS_CHANNEL_ARN, over AgentCore's "
+            f"{MAX_ENV_VALUE_CHARS}"
+        )
+
+
+FIELDS = (
+    FieldSpec(
+        "region",
+        "region",
+        lambda value, _: value in zones.supported_regions(),
+        f"AgentCore Runtime VPC mode is available in: {', '.join(zones.supported_regions())}",
+    ),
+    FieldSpec(
+        "account",
+        "account",
+        _text(ACCOUNT_RULE),
+        "allowed: a 12-digit AWS account id, or leave it out",
+        optional=True,
+    ),
+    FieldSpec(
+        "zoneIds",
+        "zone_ids",
+        _valid_zone_ids,
+        _zone_ids_allowed,
+        derived_default=lambda parsed: list(zones.default_zone_ids(parsed["region"])),
+        convert=tuple,
+    ),
+    FieldSpec(
+        "natGateways",
+        "nat_gateways",
+        lambda value, parsed: not isinstance(value, bool) and value in range(1, len(parsed["zone_ids"]) + 1),
+        lambda parsed: (
+            f"allowed: 1 to {len(parsed['zone_ids'])} "
+            "(the runtime needs a NAT gateway for TURN and image pulls)"
+        ),
+        default=1,
+    ),
+    FieldSpec("modelId", "model_id", _text(), NON_EMPTY, default=DEFAULT_MODEL_ID, limits=_served_in_region),
+    FieldSpec(
+        "voiceId",
+        "voice_id",
+        _one_of(NOVA_SONIC_VOICES),
+        _listing(NOVA_SONIC_VOICES),
+        default=DEFAULT_VOICE_ID,
+    ),
+    FieldSpec(
+        "systemPrompt",
+        "system_prompt",
+        _text(),
+        NON_EMPTY,
+        default=DEFAULT_SYSTEM_PROMPT,
+        limits=_fits_an_environment_value,
+    ),
+    FieldSpec(
+        "sessionIdleTimeoutSeconds",
+        "session_idle_timeout_seconds",
+        _whole_number(1, MAX_SESSION_SECONDS),
+        SECONDS,
+        default=900,
+    ),
+    FieldSpec(
+        "sessionMaxLifetimeSeconds",
+        "session_max_lifetime_seconds",
+        _whole_number(1, MAX_SESSION_SECONDS),
+        SECONDS,
+        default=MAX_SESSION_SECONDS,
+        limits=_outlasts_the_idle_timeout,
+    ),
+    FieldSpec(
+        "logRetentionDays",
+        "log_retention_days",
+        _one_of(LOG_RETENTION_DAYS),
+        _listing(LOG_RETENTION_DAYS),
+        default=30,
+    ),
+    FieldSpec(
+        "runtimeName",
+        "runtime_name",
+        _text(RUNTIME_NAME_RULE),
+        "allowed: a letter, then up to 47 letters, digits or underscores "
+        "(^[a-zA-Z][a-zA-Z0-9_]{0,47}$; no hyphens)",
+        derived_default=lambda parsed: naming.default_runtime_name(parsed["name"]),
+    ),
+    FieldSpec(
+        "platformVersion",
+        "platform_version",
+        _one_of(PLATFORM_VERSIONS),
+        _listing(PLATFORM_VERSIONS),
+        default="V1",
+    ),
+    FieldSpec(
+        "allowLocalhostCallback",
+        "allow_localhost_callback",
+        lambda value, _: isinstance(value, bool),
+        "allowed: true or false",
+        default=False,
+    ),
+    FieldSpec(
+        "alarmEmail",
+        "alarm_email",
+        _text(EMAIL_RULE),
+        "allowed: one e-mail address for alarm notifications, or leave it out",
+        optional=True,
+    ),
+    FieldSpec(
+        "turnChannels",
+        "turn_channels",
+        _whole_number(1, MAX_TURN_CHANNELS),
+        f"allowed: a whole number from 1 to {MAX_TURN_CHANNELS} "
+        "(KVS signaling channels; each carries about 16 concurrent calls)",
+        default=1,
+        limits=_channel_arns_fit,
+    ),
+)
+KNOWN_KEYS = tuple(field.key for field in FIELDS)
 
 
 def parse_stage(name: str, raw: Any) -> StageConfig:
-    """Validate one entry of the `stages` map."""
+    """Validate one entry of the `stages` map, setting by setting in the order of FIELDS."""
     prefix = f"stages.{name}"
-    if not STAGE_NAME_RULE.match(name):
-        raise _fail("stage", name, "allowed: 1-16 lower-case letters and digits, starting with a letter")
+    if not naming.is_stage_name(name):
+        raise _fail("stage", name, f"allowed: {naming.STAGE_NAME_ALLOWED}")
     if not isinstance(raw, Mapping):
         raise _fail(prefix, raw, "allowed: an object with the stage's settings")
     unknown = sorted(set(raw) - set(KNOWN_KEYS))
     if unknown:
         raise _fail(f"{prefix}.{unknown[0]}", raw[unknown[0]], f"allowed keys: {', '.join(KNOWN_KEYS)}")
 
-    region = raw.get("region")
-    if region not in zones.supported_regions():
-        raise _fail(
-            f"{prefix}.region",
-            region,
-            f"AgentCore Runtime VPC mode is available in: {', '.join(zones.supported_regions())}",
-        )
-    supported = zones.supported_zone_ids(region)
+    parsed: Parsed = {"name": name}
+    for field in FIELDS:
+        parsed[field.attribute] = _parse_field(prefix, field, raw, parsed)
+    return StageConfig(**parsed)
 
-    account = raw.get("account")
-    if account is not None:
-        account = _text(
-            f"{prefix}.account",
-            account,
-            rule=ACCOUNT_RULE,
-            allowed="allowed: a 12-digit AWS account id, or leave it out",
-        )
 
-    zone_ids = raw.get("zoneIds", list(zones.default_zone_ids(region)))
-    if (
-        not isinstance(zone_ids, list)
-        or len(zone_ids) != zones.ZONES_PER_VPC
-        or len(set(zone_ids)) != len(zone_ids)
-        or any(z not in supported for z in zone_ids)
-    ):
-        raise _fail(
-            f"{prefix}.zoneIds",
-            zone_ids,
-            f"allowed: {zones.ZONES_PER_VPC} distinct zone IDs that AgentCore supports in {region}: "
-            f"{', '.join(supported)}",
-        )
-
-    nat_gateways = raw.get("natGateways", 1)
-    if isinstance(nat_gateways, bool) or nat_gateways not in range(1, len(zone_ids) + 1):
-        raise _fail(
-            f"{prefix}.natGateways",
-            nat_gateways,
-            f"allowed: 1 to {len(zone_ids)} (the runtime needs a NAT gateway for TURN and image pulls)",
-        )
-
-    model_id = raw.get("modelId", DEFAULT_MODEL_ID)
-    try:
-        model_route(_text(f"{prefix}.modelId", model_id), region)
-    except ModelRegionError as error:
-        raise _fail(f"{prefix}.modelId", model_id, f"for region {region}: {error}") from None
-
-    voice_id = raw.get("voiceId", DEFAULT_VOICE_ID)
-    if voice_id not in NOVA_SONIC_VOICES:
-        raise _fail(f"{prefix}.voiceId", voice_id, f"allowed: {', '.join(NOVA_SONIC_VOICES)}")
-
-    system_prompt = _text(f"{prefix}.systemPrompt", raw.get("systemPrompt", DEFAULT_SYSTEM_PROMPT))
-    if len(system_prompt) > MAX_ENV_VALUE_CHARS:
-        raise _fail(
-            f"{prefix}.systemPrompt",
-            system_prompt[:40] + "...",
-            f"allowed: at most {MAX_ENV_VALUE_CHARS} characters (an AgentCore environment value)",
-        )
-
-    idle = _positive_int(
-        f"{prefix}.sessionIdleTimeoutSeconds",
-        raw.get("sessionIdleTimeoutSeconds", 900),
-        maximum=MAX_SESSION_SECONDS,
-    )
-    lifetime = _positive_int(
-        f"{prefix}.sessionMaxLifetimeSeconds",
-        raw.get("sessionMaxLifetimeSeconds", MAX_SESSION_SECONDS),
-        maximum=MAX_SESSION_SECONDS,
-    )
-    if idle > lifetime:
-        raise _fail(
-            f"{prefix}.sessionIdleTimeoutSeconds",
-            idle,
-            f"allowed: at most sessionMaxLifetimeSeconds ({lifetime})",
-        )
-
-    retention = raw.get("logRetentionDays", 30)
-    if isinstance(retention, bool) or retention not in LOG_RETENTION_DAYS:
-        raise _fail(
-            f"{prefix}.logRetentionDays",
-            retention,
-            f"allowed: {', '.join(str(d) for d in LOG_RETENTION_DAYS)}",
-        )
-
-    platform_version = raw.get("platformVersion", "V1")
-    if platform_version not in PLATFORM_VERSIONS:
-        raise _fail(f"{prefix}.platformVersion", platform_version, f"allowed: {', '.join(PLATFORM_VERSIONS)}")
-
-    localhost = raw.get("allowLocalhostCallback", False)
-    if not isinstance(localhost, bool):
-        raise _fail(f"{prefix}.allowLocalhostCallback", localhost, "allowed: true or false")
-
-    alarm_email = raw.get("alarmEmail")
-    if alarm_email is not None:
-        alarm_email = _text(
-            f"{prefix}.alarmEmail",
-            alarm_email,
-            rule=EMAIL_RULE,
-            allowed="allowed: one e-mail address for alarm notifications, or leave it out",
-        )
-
-    turn_channels = raw.get("turnChannels", 1)
-    if (
-        isinstance(turn_channels, bool)
-        or not isinstance(turn_channels, int)
-        or not 1 <= turn_channels <= MAX_TURN_CHANNELS
-    ):
-        raise _fail(
-            f"{prefix}.turnChannels",
-            turn_channels,
-            f"allowed: a whole number from 1 to {MAX_TURN_CHANNELS} "
-            "(KVS signaling channels; each carries about 16 concurrent calls)",
-        )
-    arns_length = _longest_channel_arns_length(name, region, turn_channels)
-    if arns_length > MAX_ENV_VALUE_CHARS:
-        raise _fail(
-            f"{prefix}.turnChannels",
-            turn_channels,
-            f"allowed: fewer channels for stage {name!r} in {region}: their ARNs would take up to "
-            f"{arns_length} characters in VOICE_AGENT_KVS_CHANNEL_ARN, over AgentCore's "
-            f"{MAX_ENV_VALUE_CHARS}",
-        )
-
-    return StageConfig(
-        name=name,
-        region=region,
-        account=account,
-        zone_ids=tuple(zone_ids),
-        nat_gateways=nat_gateways,
-        model_id=model_id,
-        voice_id=voice_id,
-        system_prompt=system_prompt,
-        session_idle_timeout_seconds=idle,
-        session_max_lifetime_seconds=lifetime,
-        log_retention_days=retention,
-        runtime_name=_text(
-            f"{prefix}.runtimeName",
-            raw.get("runtimeName", f"voice_agent_{name}"),
-            rule=RUNTIME_NAME_RULE,
-            allowed="allowed: a letter, then up to 47 letters, digits or underscores "
-            "(^[a-zA-Z][a-zA-Z0-9_]{0,47}$; no hyphens)",
-        ),
-        platform_version=platform_version,
-        allow_localhost_callback=localhost,
-        alarm_email=alarm_email,
-        turn_channels=turn_channels,
-    )
+def _parse_field(prefix: str, field: FieldSpec, raw: Mapping[str, Any], parsed: Parsed) -> Any:
+    default = field.derived_default(parsed) if field.derived_default else field.default
+    value = raw.get(field.key, default)
+    if value is None and field.optional:
+        return None
+    if not field.valid(value, parsed):
+        allowed = field.allowed(parsed) if callable(field.allowed) else field.allowed
+        raise _fail(f"{prefix}.{field.key}", value, allowed)
+    if field.limits is not None:
+        try:
+            field.limits(value, parsed)
+        except _Rejected as rejected:
+            shown = value if rejected.shown is _AS_GIVEN else rejected.shown
+            raise _fail(f"{prefix}.{rejected.key or field.key}", shown, rejected.allowed) from None
+    return field.convert(value)
 
 
 def _longest_channel_arns_length(stage: str, region: str, count: int) -> int:
-    """The longest the comma-joined channel ARNs can be (names as cdk/agent.py and cdk/signaling.py
-    make them; the last ARN segment is a 13-digit creation time)."""
-    names = [f"voice-agent-{stage}-turn"] + [f"voice-agent-{stage}-turn-{n}" for n in range(2, count + 1)]
+    """The longest the comma-joined channel ARNs can be (the last ARN segment is a 13-digit creation time)."""
+    names = naming.turn_channel_names(stage, count)
     # Every region AgentCore VPC mode supports (cdk/zones.py) is in the `aws` partition.
     arns = [f"arn:aws:kinesisvideo:{region}:{'0' * 12}:channel/{name}/{'0' * 13}" for name in names]
     return len(",".join(arns))

@@ -5,13 +5,14 @@ It is separate from the agent stack because AgentCore's network interfaces outli
 to 8 hours; deleting subnets or the security group during that window fails.
 """
 
+from typing import cast
+
 from aws_cdk import CfnOutput, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from cdk.config import StageConfig
 from cdk.retention import retention_days
 
 # KVS serves TURN on 443 only (UDP, TCP and TLS); HTTPS to AWS APIs shares TCP 443.
@@ -20,14 +21,25 @@ FLOW_LOGS_SERVICE = "vpc-flow-logs.amazonaws.com"
 
 
 class NetworkStack(Stack):
-    def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig, **kwargs) -> None:
-        self._zone_ids = config.zone_ids
+    """Nothing to acknowledge for cdk-nag: flow logs on, no ingress, egress limited to HTTPS, DNS and TURN."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        zone_ids: tuple[str, ...],
+        nat_gateways: int,
+        log_retention_days: int,
+        **kwargs,
+    ) -> None:
+        self._zone_ids = zone_ids
         super().__init__(scope, construct_id, **kwargs)
 
         self.flow_log_group = logs.LogGroup(
             self,
             "FlowLogs",
-            retention=retention_days(config.log_retention_days),
+            retention=retention_days(log_retention_days),
             removal_policy=RemovalPolicy.DESTROY,
         )
         self.flow_log_role = _flow_log_role(self)
@@ -35,8 +47,8 @@ class NetworkStack(Stack):
             self,
             "Vpc",
             ip_addresses=ec2.IpAddresses.cidr("10.40.0.0/16"),
-            max_azs=len(config.zone_ids),
-            nat_gateways=config.nat_gateways,
+            max_azs=len(zone_ids),
+            nat_gateways=nat_gateways,
             subnet_configuration=[
                 ec2.SubnetConfiguration(name="public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24),
                 ec2.SubnetConfiguration(
@@ -53,7 +65,7 @@ class NetworkStack(Stack):
                 )
             },
         )
-        _place_subnets_by_zone_id(self.vpc, config.zone_ids)
+        _place_subnets_by_zone_id(self.vpc, zone_ids)
         # Image layers come from S3: a gateway endpoint is free and keeps that traffic off the NAT gateway.
         # Runtimes created after 5 May 2026 no longer get a service-managed one.
         self.s3_endpoint = self.vpc.add_gateway_endpoint(
@@ -84,8 +96,7 @@ def _place_subnets_by_zone_id(vpc: ec2.Vpc, zone_ids: tuple[str, ...]) -> None:
     # ec2.Vpc places subnets by zone name only (aws/aws-cdk#28265); CloudFormation accepts a zone ID.
     for subnets in (vpc.public_subnets, vpc.private_subnets):
         for subnet, zone_id in zip(subnets, zone_ids, strict=True):
-            cfn_subnet = subnet.node.default_child
-            assert isinstance(cfn_subnet, ec2.CfnSubnet)
+            cfn_subnet = cast(ec2.CfnSubnet, subnet.node.default_child)
             cfn_subnet.add_property_deletion_override("AvailabilityZone")
             cfn_subnet.add_property_override("AvailabilityZoneId", zone_id)
 

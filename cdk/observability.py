@@ -6,6 +6,8 @@ namespace `VoiceAgent`, dimension `Stage` (and `Stage, EndReason` for the per-ca
 own invocation metrics come from the AgentCore L2 (`AWS/Bedrock-AgentCore`).
 """
 
+from dataclasses import dataclass
+
 from aws_cdk import CfnOutput, Duration, Stack
 from aws_cdk import aws_bedrockagentcore as agentcore
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -13,28 +15,9 @@ from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
+from voice_agent_ops import naming
 
-# The agent defines its metric names; the dashboard and alarms read the same constants.
-from voice_agent.metrics import (
-    BARGE_INS,
-    CALL_DURATION,
-    CALLS_ENDED,
-    CALLS_FAILED_TO_CONNECT,
-    CALLS_STARTED,
-    CONNECT_TIME,
-    KVS_CREDENTIAL_CACHE_HITS,
-    KVS_CREDENTIAL_FETCHES,
-    KVS_THROTTLES,
-    LIVE_CALL_SECONDS,
-    NAMESPACE,
-    OUTPUT_UNDERRUNS,
-    VOICE_GIVE_UPS,
-    VOICE_RECONNECTS,
-    VOICE_ROTATIONS,
-    VOICE_STREAM_ERRORS,
-    VOICE_STREAMS_OPENED,
-)
-
+from cdk import agent_contract as contract
 from cdk.nag import acknowledge
 
 ALARM_PERIOD = Duration.minutes(5)
@@ -46,6 +29,69 @@ CONNECT_FAILURE_MIN_CALLS = 3
 VOICE_ERROR_RATE_THRESHOLD = 0.1
 #: Alarm on this many runtime system errors (5xx from AgentCore) in one five-minute period.
 INVOCATION_ERRORS_THRESHOLD = 3
+
+Comparison = cloudwatch.ComparisonOperator
+
+
+@dataclass(frozen=True)
+class AlarmSpec:
+    """One alarm on one of the construct's signals; missing data (no calls) never breaches."""
+
+    construct_id: str
+    name: str  # after `voice-agent-<stage>-`
+    signal: str  # a key of VoiceAgentObservability.signals
+    threshold: float
+    comparison: cloudwatch.ComparisonOperator
+    evaluation_periods: int
+    datapoints_to_alarm: int | None
+    description: str
+
+
+ALARMS = (
+    AlarmSpec(
+        construct_id="ConnectFailureRateAlarm",
+        name="connect-failure-rate",
+        signal="connect_failure_rate",
+        threshold=CONNECT_FAILURE_RATE_THRESHOLD,
+        comparison=Comparison.GREATER_THAN_THRESHOLD,
+        evaluation_periods=3,
+        datapoints_to_alarm=2,
+        description=(
+            f"More than {CONNECT_FAILURE_RATE_THRESHOLD:.0%} of calls ended without connecting "
+            f"(at least {CONNECT_FAILURE_MIN_CALLS} calls in 5 minutes). Check TURN (KVS throttles, "
+            "the NAT gateway, the runtime security group's UDP/TCP egress) and the agent's "
+            "call_ended log lines for the reasons."
+        ),
+    ),
+    AlarmSpec(
+        construct_id="VoiceErrorRateAlarm",
+        name="voice-error-rate",
+        signal="voice_error_rate",
+        threshold=VOICE_ERROR_RATE_THRESHOLD,
+        comparison=Comparison.GREATER_THAN_THRESHOLD,
+        evaluation_periods=3,
+        datapoints_to_alarm=2,
+        description=(
+            f"More than {VOICE_ERROR_RATE_THRESHOLD:.0%} of Nova Sonic streams failed in 5 minutes. "
+            "Check Bedrock quotas and model access, the model's service health in the region, and "
+            "the agent's 'nova sonic stream' warnings in the application logs."
+        ),
+    ),
+    AlarmSpec(
+        construct_id="InvocationErrorsAlarm",
+        name="invocation-errors",
+        signal="invocation_errors",
+        threshold=INVOCATION_ERRORS_THRESHOLD,
+        comparison=Comparison.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluation_periods=1,
+        datapoints_to_alarm=None,
+        description=(
+            f"AgentCore answered at least {INVOCATION_ERRORS_THRESHOLD} runtime invocations with a "
+            "system error in 5 minutes. Check the runtime's status, the application logs for "
+            "internal_error lines and for containers that fail /ping, and recent deployments."
+        ),
+    ),
+)
 
 
 class VoiceAgentObservability(Construct):
@@ -59,105 +105,86 @@ class VoiceAgentObservability(Construct):
         alarm_email: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
+        self._stage_name = stage_name
         self._dimensions = {"Stage": stage_name}
-        prefix = f"voice-agent-{stage_name}"
+        self.alarm_topic = self._alarm_topic(alarm_email)
+        self.signals: dict[str, cloudwatch.IMetric] = {
+            "connect_failure_rate": cloudwatch.MathExpression(
+                expression=f"IF(started >= {CONNECT_FAILURE_MIN_CALLS}, failed / started, 0)",
+                using_metrics={
+                    "started": self.sum(contract.CALLS_STARTED),
+                    "failed": self.sum(contract.CALLS_FAILED_TO_CONNECT),
+                },
+                label="Share of calls that failed to connect",
+                period=ALARM_PERIOD,
+            ),
+            # With no stream opened in a period every attempt failed: the error count itself breaches.
+            "voice_error_rate": cloudwatch.MathExpression(
+                expression="IF(opened > 0, FILL(errors, 0) / opened, FILL(errors, 0))",
+                using_metrics={
+                    "opened": self.sum(contract.VOICE_STREAMS_OPENED),
+                    "errors": self.sum(contract.VOICE_STREAM_ERRORS),
+                },
+                label="Share of Nova Sonic streams that failed",
+                period=ALARM_PERIOD,
+            ),
+            "invocation_errors": runtime.metric_system_errors(period=ALARM_PERIOD),
+        }
+        notify = cloudwatch_actions.SnsAction(self.alarm_topic)
+        self.alarms = tuple(self._alarm(spec, notify) for spec in ALARMS)
+        self.dashboard = self._dashboard(runtime)
 
-        # --- notification ---
-        self.alarm_topic = sns.Topic(
-            self, "AlarmTopic", display_name=f"Voice agent {stage_name} alarms", enforce_ssl=True
+        stack = Stack.of(self)
+        CfnOutput(
+            stack,
+            "DashboardUrl",
+            value=(
+                f"https://{stack.region}.console.aws.amazon.com/cloudwatch/home?region={stack.region}"
+                f"#dashboards/dashboard/{naming.dashboard_name(stage_name)}"
+            ),
+        )
+
+    def _alarm_topic(self, alarm_email: str | None) -> sns.Topic:
+        topic = sns.Topic(
+            self, "AlarmTopic", display_name=f"Voice agent {self._stage_name} alarms", enforce_ssl=True
         )
         acknowledge(
-            self.alarm_topic,
+            topic,
             "AwsSolutions-SNS2",
             "The topic carries only CloudWatch alarm state changes (alarm names, thresholds, metric "
             "values), no customer data or audio; CloudWatch cannot publish to a topic encrypted with "
             "the AWS managed SNS key, and a customer managed KMS key per stage would only guard alarm text.",
         )
         if alarm_email:
-            self.alarm_topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
-        notify = cloudwatch_actions.SnsAction(self.alarm_topic)
+            topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
+        return topic
 
-        # --- the agent's metrics ---
-        started = self.sum(CALLS_STARTED)
-        failed = self.sum(CALLS_FAILED_TO_CONNECT)
-        self.connect_failure_rate = cloudwatch.MathExpression(
-            expression=f"IF(started >= {CONNECT_FAILURE_MIN_CALLS}, failed / started, 0)",
-            using_metrics={"started": started, "failed": failed},
-            label="Share of calls that failed to connect",
-            period=ALARM_PERIOD,
-        )
-        opened = self.sum(VOICE_STREAMS_OPENED)
-        errors = self.sum(VOICE_STREAM_ERRORS)
-        # With no stream opened in a period every attempt failed: the error count itself breaches.
-        self.voice_error_rate = cloudwatch.MathExpression(
-            expression="IF(opened > 0, FILL(errors, 0) / opened, FILL(errors, 0))",
-            using_metrics={"opened": opened, "errors": errors},
-            label="Share of Nova Sonic streams that failed",
-            period=ALARM_PERIOD,
-        )
-        self.invocation_errors = runtime.metric_system_errors(period=ALARM_PERIOD)
-
-        # --- alarms: missing data (no calls) is not a problem ---
-        self.connect_failure_alarm = self.connect_failure_rate.create_alarm(
+    def _alarm(self, spec: AlarmSpec, notify: cloudwatch.IAlarmAction) -> cloudwatch.Alarm:
+        alarm = self.signals[spec.signal].create_alarm(
             self,
-            "ConnectFailureRateAlarm",
-            alarm_name=f"{prefix}-connect-failure-rate",
-            alarm_description=(
-                f"More than {CONNECT_FAILURE_RATE_THRESHOLD:.0%} of calls ended without connecting "
-                f"(at least {CONNECT_FAILURE_MIN_CALLS} calls in 5 minutes). Check TURN (KVS throttles, "
-                "the NAT gateway, the runtime security group's UDP/TCP egress) and the agent's "
-                "call_ended log lines for the reasons."
-            ),
-            threshold=CONNECT_FAILURE_RATE_THRESHOLD,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-            evaluation_periods=3,
-            datapoints_to_alarm=2,
+            spec.construct_id,
+            alarm_name=naming.alarm_name(self._stage_name, spec.name),
+            alarm_description=spec.description,
+            threshold=spec.threshold,
+            comparison_operator=spec.comparison,
+            evaluation_periods=spec.evaluation_periods,
+            datapoints_to_alarm=spec.datapoints_to_alarm,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
-        self.voice_error_alarm = self.voice_error_rate.create_alarm(
-            self,
-            "VoiceErrorRateAlarm",
-            alarm_name=f"{prefix}-voice-error-rate",
-            alarm_description=(
-                f"More than {VOICE_ERROR_RATE_THRESHOLD:.0%} of Nova Sonic streams failed in 5 minutes. "
-                "Check Bedrock quotas and model access, the model's service health in the region, and "
-                "the agent's 'nova sonic stream' warnings in the application logs."
-            ),
-            threshold=VOICE_ERROR_RATE_THRESHOLD,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-            evaluation_periods=3,
-            datapoints_to_alarm=2,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-        )
-        self.invocation_error_alarm = self.invocation_errors.create_alarm(
-            self,
-            "InvocationErrorsAlarm",
-            alarm_name=f"{prefix}-invocation-errors",
-            alarm_description=(
-                f"AgentCore answered at least {INVOCATION_ERRORS_THRESHOLD} runtime invocations with a "
-                "system error in 5 minutes. Check the runtime's status, the application logs for "
-                "internal_error lines and for containers that fail /ping, and recent deployments."
-            ),
-            threshold=INVOCATION_ERRORS_THRESHOLD,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            evaluation_periods=1,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-        )
-        self.alarms = (self.connect_failure_alarm, self.voice_error_alarm, self.invocation_error_alarm)
-        for alarm in self.alarms:
-            alarm.add_alarm_action(notify)
-            alarm.add_ok_action(notify)
+        alarm.add_alarm_action(notify)
+        alarm.add_ok_action(notify)
+        return alarm
 
-        # --- dashboard ---
+    def _dashboard(self, runtime: agentcore.IBedrockAgentRuntime) -> cloudwatch.Dashboard:
         minute = Duration.minutes(1)
-        live_seconds = self.sum(LIVE_CALL_SECONDS, period=minute)
-        self.dashboard = cloudwatch.Dashboard(
+        live_seconds = self.sum(contract.LIVE_CALL_SECONDS, period=minute)
+        dashboard = cloudwatch.Dashboard(
             self,
             "Dashboard",
-            dashboard_name=prefix,
+            dashboard_name=naming.dashboard_name(self._stage_name),
             default_interval=Duration.hours(3),
         )
-        self.dashboard.add_widgets(
+        dashboard.add_widgets(
             cloudwatch.GraphWidget(
                 title="Live calls",
                 left=[
@@ -174,8 +201,8 @@ class VoiceAgentObservability(Construct):
             cloudwatch.GraphWidget(
                 title="Connect time (offer to connected)",
                 left=[
-                    self.metric(CONNECT_TIME, statistic="p50", label="p50"),
-                    self.metric(CONNECT_TIME, statistic="p90", label="p90"),
+                    self.metric(contract.CONNECT_TIME, statistic="p50", label="p50"),
+                    self.metric(contract.CONNECT_TIME, statistic="p90", label="p90"),
                 ],
                 left_y_axis=cloudwatch.YAxisProps(label="ms", show_units=False),
                 width=8,
@@ -183,59 +210,59 @@ class VoiceAgentObservability(Construct):
             cloudwatch.GraphWidget(
                 title="Calls",
                 left=[
-                    self.sum(CALLS_STARTED, label="started"),
-                    self.sum(CALLS_ENDED, label="ended"),
-                    self.sum(CALLS_FAILED_TO_CONNECT, label="failed to connect"),
+                    self.sum(contract.CALLS_STARTED, label="started"),
+                    self.sum(contract.CALLS_ENDED, label="ended"),
+                    self.sum(contract.CALLS_FAILED_TO_CONNECT, label="failed to connect"),
                 ],
-                right=[self.connect_failure_rate],
+                right=[self.signals["connect_failure_rate"]],
                 width=8,
             ),
         )
-        self.dashboard.add_widgets(
+        dashboard.add_widgets(
             cloudwatch.GraphWidget(
                 title="Failed to connect, by reason",
-                left=[self.by_reason(CALLS_FAILED_TO_CONNECT, stage_name)],
+                left=[self.by_reason(contract.CALLS_FAILED_TO_CONNECT, self._stage_name)],
                 stacked=True,
                 width=8,
             ),
             cloudwatch.GraphWidget(
                 title="Calls ended, by reason",
-                left=[self.by_reason(CALLS_ENDED, stage_name)],
+                left=[self.by_reason(contract.CALLS_ENDED, self._stage_name)],
                 stacked=True,
                 width=8,
             ),
             cloudwatch.GraphWidget(
                 title="Call duration and audio quality",
                 left=[
-                    self.metric(CALL_DURATION, statistic="p50", label="duration p50 (s)"),
-                    self.metric(CALL_DURATION, statistic="p90", label="duration p90 (s)"),
+                    self.metric(contract.CALL_DURATION, statistic="p50", label="duration p50 (s)"),
+                    self.metric(contract.CALL_DURATION, statistic="p90", label="duration p90 (s)"),
                 ],
                 right=[
-                    self.sum(OUTPUT_UNDERRUNS, label="output underruns"),
-                    self.sum(BARGE_INS, label="barge-ins"),
+                    self.sum(contract.OUTPUT_UNDERRUNS, label="output underruns"),
+                    self.sum(contract.BARGE_INS, label="barge-ins"),
                 ],
                 width=8,
             ),
         )
-        self.dashboard.add_widgets(
+        dashboard.add_widgets(
             cloudwatch.GraphWidget(
                 title="Voice (Nova Sonic) streams",
                 left=[
-                    self.sum(VOICE_STREAM_ERRORS, label="errors"),
-                    self.sum(VOICE_RECONNECTS, label="reconnects"),
-                    self.sum(VOICE_ROTATIONS, label="rotations"),
-                    self.sum(VOICE_GIVE_UPS, label="gave up"),
-                    self.sum(VOICE_STREAMS_OPENED, label="opened"),
+                    self.sum(contract.VOICE_STREAM_ERRORS, label="errors"),
+                    self.sum(contract.VOICE_RECONNECTS, label="reconnects"),
+                    self.sum(contract.VOICE_ROTATIONS, label="rotations"),
+                    self.sum(contract.VOICE_GIVE_UPS, label="gave up"),
+                    self.sum(contract.VOICE_STREAMS_OPENED, label="opened"),
                 ],
-                right=[self.voice_error_rate],
+                right=[self.signals["voice_error_rate"]],
                 width=8,
             ),
             cloudwatch.GraphWidget(
                 title="TURN credentials (KVS)",
                 left=[
-                    self.sum(KVS_THROTTLES, label="throttles"),
-                    self.sum(KVS_CREDENTIAL_FETCHES, label="fetches"),
-                    self.sum(KVS_CREDENTIAL_CACHE_HITS, label="cache hits"),
+                    self.sum(contract.KVS_THROTTLES, label="throttles"),
+                    self.sum(contract.KVS_CREDENTIAL_FETCHES, label="fetches"),
+                    self.sum(contract.KVS_CREDENTIAL_CACHE_HITS, label="cache hits"),
                 ],
                 width=8,
             ),
@@ -254,23 +281,14 @@ class VoiceAgentObservability(Construct):
                 width=8,
             ),
         )
-        self.dashboard.add_widgets(
+        dashboard.add_widgets(
             cloudwatch.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms), width=24, height=3)
         )
-
-        stack = Stack.of(self)
-        CfnOutput(
-            stack,
-            "DashboardUrl",
-            value=(
-                f"https://{stack.region}.console.aws.amazon.com/cloudwatch/home?region={stack.region}"
-                f"#dashboards/dashboard/{prefix}"
-            ),
-        )
+        return dashboard
 
     def metric(self, name: str, *, statistic: str, label: str | None = None, **options) -> cloudwatch.Metric:
         return cloudwatch.Metric(
-            namespace=NAMESPACE,
+            namespace=contract.NAMESPACE,
             metric_name=name,
             dimensions_map=self._dimensions,
             statistic=statistic,
@@ -289,8 +307,8 @@ class VoiceAgentObservability(Construct):
         """One line per EndReason, whatever reasons appear (a SEARCH; dashboards only, not alarms)."""
         return cloudwatch.MathExpression(
             expression=(
-                f'SEARCH(\'{{{NAMESPACE},EndReason,Stage}} MetricName="{name}" Stage="{stage_name}"\', '
-                "'Sum', 300)"
+                f'SEARCH(\'{{{contract.NAMESPACE},EndReason,Stage}} MetricName="{name}" '
+                f"Stage=\"{stage_name}\"', 'Sum', 300)"
             ),
             using_metrics={},
             label="",

@@ -20,11 +20,12 @@ from aws_cdk import aws_codepipeline as codepipeline
 from aws_cdk import aws_iam as iam
 from aws_cdk import pipelines
 from constructs import Construct
+from voice_agent_ops import naming
 
 from cdk.config import StageConfig, StageConfigError, parse_stage
-from cdk.nag import add_checks
-from cdk.pipeline_nag import acknowledge_pipeline_stack
-from cdk.stage import VoiceAgentStage, stage_id
+from cdk.nag import add_checks, partition_in_finding
+from cdk.pipeline_nag import Findings, acknowledge_pipeline
+from cdk.stage import VoiceAgentStage
 from cdk.web_hosting import web_client_dir_from_context
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -35,8 +36,8 @@ SMOKE_REQUIREMENTS = ("aiortc", "av", "numpy", "boto3", "httpx")
 
 SWITCH_KEY = "pipeline"
 SETTINGS_KEY = "pipelineSettings"
-PIPELINE_STACK_NAME = "voice-agent-pipeline"
-PIPELINE_NAME = "voice-agent"
+PIPELINE_STACK_NAME = naming.PIPELINE_STACK_NAME
+PIPELINE_NAME = naming.PIPELINE_NAME
 
 KNOWN_KEYS = ("connectionArn", "repository", "branch", "region", "account", "stages", "approvalBefore")
 
@@ -278,26 +279,42 @@ def smoke_commands(stage: StageConfig) -> tuple[list[str], list[str]]:
     return install, [f".venv/bin/voice-agent-smoke --stage {stage.name} --region {stage.region}"]
 
 
+def smoke_resources(partition: str, stage: StageConfig, account: str) -> tuple[str, str]:
+    """(the stage's agent stack, the stage's runtime): what the smoke call may read and invoke.
+
+    The stack id's suffix is a UUID chosen by CloudFormation at creation. The runtime id is the runtime name
+    plus a suffix chosen by AgentCore at creation; IAM's `*` also covers the endpoint ARNs below it
+    (<runtime ARN>/runtime-endpoint/DEFAULT)."""
+    return (
+        f"arn:{partition}:cloudformation:{stage.region}:{account}:stack/{stage.agent_stack_name}/*",
+        f"arn:{partition}:bedrock-agentcore:{stage.region}:{account}:runtime/{stage.runtime_name}-*",
+    )
+
+
 def smoke_policy(scope: Construct, stage: StageConfig, account: str) -> list[iam.PolicyStatement]:
     """DescribeStacks on the stage's agent stack; InvokeAgentRuntime on the stage's runtime only."""
-    partition = cdk.Stack.of(scope).partition
+    stack_arn, runtime_arn = smoke_resources(cdk.Stack.of(scope).partition, stage, account)
     return [
-        iam.PolicyStatement(
-            actions=["cloudformation:DescribeStacks"],
-            # The stack id's suffix is a UUID chosen by CloudFormation at creation.
-            resources=[
-                f"arn:{partition}:cloudformation:{stage.region}:{account}:stack/{stage.agent_stack_name}/*"
-            ],
-        ),
-        iam.PolicyStatement(
-            actions=["bedrock-agentcore:InvokeAgentRuntime"],
-            # The runtime id is the runtime name plus a suffix chosen by AgentCore at creation; IAM's `*`
-            # also covers the endpoint ARNs below it (<runtime ARN>/runtime-endpoint/DEFAULT).
-            resources=[
-                f"arn:{partition}:bedrock-agentcore:{stage.region}:{account}:runtime/{stage.runtime_name}-*"
-            ],
-        ),
+        iam.PolicyStatement(actions=["cloudformation:DescribeStacks"], resources=[stack_arn]),
+        iam.PolicyStatement(actions=["bedrock-agentcore:InvokeAgentRuntime"], resources=[runtime_arn]),
     ]
+
+
+def smoke_policy_wildcards(stack: cdk.Stack, stage: StageConfig, account: str) -> Findings:
+    """The wildcard findings of `smoke_policy`, each with its reason."""
+    stack_arn, runtime_arn = smoke_resources(partition_in_finding(stack), stage, account)
+    return (
+        (
+            f"Resource::{stack_arn}",
+            f"the smoke call reads the outputs of {stage.agent_stack_name} only; the stack id's suffix is "
+            "chosen by CloudFormation.",
+        ),
+        (
+            f"Resource::{runtime_arn}",
+            f"the smoke call invokes stage {stage.name}'s runtime only; AgentCore appends a generated suffix "
+            "to the runtime name, and the endpoint ARNs sit below the runtime ARN.",
+        ),
+    )
 
 
 class PipelineStack(cdk.Stack):
@@ -356,7 +373,7 @@ class PipelineStack(cdk.Stack):
             # Beside the pipeline, not inside it: the same construct paths, and so the same templates,
             # as `make deploy STAGE=...`, so a stage can move between hand and pipeline deploys.
             stage = VoiceAgentStage(
-                scope, stage_id(stage_config), config=stage_config, web_client_dir=web_client_dir
+                scope, stage_config.stage_id, config=stage_config, web_client_dir=web_client_dir
             )
             install, run = smoke_commands(stage_config)
             smoke = pipelines.CodeBuildStep(
@@ -378,6 +395,13 @@ class PipelineStack(cdk.Stack):
             self.smoke_steps[stage_config.name] = smoke
         # Build now, so the acknowledgments can reach the CodeBuild projects and roles it creates.
         self.pipeline.build_pipeline()
+        acknowledge_pipeline(
+            self.pipeline,
+            post_steps=[
+                (self.smoke_steps[stage.name], smoke_policy_wildcards(self, stage, config.account))
+                for stage in config.stages
+            ],
+        )
 
     @staticmethod
     def _approval(stage: VoiceAgentStage) -> str:
@@ -399,6 +423,5 @@ def build_pipeline_app(app: cdk.App) -> PipelineStack:
         stack_name=PIPELINE_STACK_NAME,
         description="Voice agent CI pipeline: test, synthesize, deploy every stage in order, smoke call",
     )
-    acknowledge_pipeline_stack(stack)
     add_checks(app)
     return stack

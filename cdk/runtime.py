@@ -10,9 +10,11 @@ from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
+from voice_agent_ops import naming
 
 from cdk.config import StageConfig
 from cdk.models import ModelRoute
+from cdk.nag import account_in_finding, acknowledge_wildcards, default_policy
 from cdk.retention import retention_days
 from cdk.signaling import SignalingChannelPool
 
@@ -20,9 +22,6 @@ RUNTIME_IMAGE_DIR = Path(__file__).resolve().parent.parent / "runtime_image"
 ENDPOINT_NAME = "live"
 # The qualifier every runtime has; the web client and the smoke call use it.
 DEFAULT_ENDPOINT = "DEFAULT"
-# AgentCore writes each endpoint's container output to a log group it names after the runtime id and the
-# endpoint; created here first, they get the stage's retention instead of never expiring.
-SERVICE_LOG_GROUP_PREFIX = "/aws/bedrock-agentcore/runtimes/"
 # InvokeModelWithBidirectionalStream "requires permission for the bedrock:InvokeModel action" (Bedrock API
 # reference); there is no separate IAM action for it (cfn-lint's IAM action list agrees).
 MODEL_INVOKE_ACTIONS = ("bedrock:InvokeModel",)
@@ -106,7 +105,7 @@ class VoiceAgentRuntime(Construct):
         self.log_group = logs.LogGroup(
             self,
             "ApplicationLogs",
-            log_group_name=f"/aws/vendedlogs/bedrock-agentcore/{config.runtime_name}",
+            log_group_name=naming.application_log_group_name(config.runtime_name),
             retention=retention_days(config.log_retention_days),
             removal_policy=RemovalPolicy.DESTROY,
         )
@@ -152,11 +151,13 @@ class VoiceAgentRuntime(Construct):
             ENDPOINT_NAME, description=f"Voice agent endpoint ({config.name})"
         )
         self.role: iam.IRole = self.runtime.role
+        # AgentCore writes each endpoint's container output to a log group it names after the runtime id
+        # and the endpoint; created here first, they get the stage's retention instead of never expiring.
         self.service_log_groups = [
             logs.LogGroup(
                 self,
                 f"ServiceLogs{endpoint.capitalize()}",
-                log_group_name=f"{SERVICE_LOG_GROUP_PREFIX}{self.runtime.agent_runtime_id}-{endpoint}",
+                log_group_name=naming.service_log_group_name(self.runtime.agent_runtime_id, endpoint),
                 retention=retention_days(config.log_retention_days),
                 removal_policy=RemovalPolicy.DESTROY,
             )
@@ -169,6 +170,45 @@ class VoiceAgentRuntime(Construct):
             iam.PolicyStatement(actions=list(MODEL_INVOKE_ACTIONS), resources=self.model_arns)
         )
         signaling_channels.grant_turn_credentials(self.runtime.role)
+        self._acknowledge_l2_role_wildcards(stack)
+
+    def _acknowledge_l2_role_wildcards(self, stack: Stack) -> None:
+        policy = default_policy(self.runtime.role)
+        if policy is None:
+            return
+        logs_arn = f"arn:aws:logs:{stack.region}:{account_in_finding(stack)}:log-group"
+        acknowledge_wildcards(
+            policy,
+            (
+                (
+                    f"Resource::{logs_arn}:{naming.SERVICE_LOG_GROUP_PREFIX}*",
+                    "the runtime's log groups are named by the service after the runtime id and endpoint "
+                    "at deploy time.",
+                ),
+                (
+                    f"Resource::{logs_arn}:{naming.SERVICE_LOG_GROUP_PREFIX}*:log-stream:*",
+                    "log streams inside the runtime's service-named log groups are created per session.",
+                ),
+                (
+                    f"Resource::{logs_arn}:*",
+                    "logs:DescribeLogGroups is a list action that IAM only scopes to all log groups of the "
+                    "account.",
+                ),
+                (
+                    "Resource::*",
+                    "X-Ray segment upload, ecr:GetAuthorizationToken and cloudwatch:PutMetricData (the "
+                    "latter conditioned on the bedrock-agentcore namespace) do not support resource-level "
+                    "permissions.",
+                ),
+                (
+                    f"Resource::arn:aws:bedrock-agentcore:{stack.region}:{account_in_finding(stack)}:"
+                    "workload-identity-directory/default/workload-identity/*",
+                    "the runtime's workload identity is created by the service under the default directory "
+                    "at deploy time.",
+                ),
+            ),
+            prefix="Added by the AgentCore Runtime L2 for every runtime (aws-cdk-lib aws_bedrockagentcore): ",
+        )
 
     @property
     def runtime_arn(self) -> str:

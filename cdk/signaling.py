@@ -1,5 +1,7 @@
 """KVS signaling channels. The agent uses them only to mint short-lived TURN credentials."""
 
+from collections.abc import Sequence
+
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kinesisvideo as kinesisvideo
 from constructs import Construct
@@ -35,24 +37,20 @@ class SignalingChannel(Construct):
 
 
 class SignalingChannelPool:
-    """`count` channels for TURN capacity (one carries about 16 concurrent calls: 50 TURN allocations,
-    up to 3 a call).
+    """One channel per name, for TURN capacity (one carries about 16 concurrent calls: 50 TURN
+    allocations, up to 3 a call).
 
-    Not a construct of its own: the channels sit directly in `scope` as `<id>`, `<id>2`, `<id>3`... and are
-    named `<name>`, `<name>-2`, ..., so the first keeps the logical id and name it had before pools
-    existed, and growing or shrinking a pool never replaces a channel that calls are using.
+    Not a construct of its own: the channels sit directly in `scope` as `<id>`, `<id>2`, `<id>3`..., so the
+    first keeps the logical id it had before pools existed, and growing or shrinking a pool never replaces
+    a channel that calls are using.
     """
 
-    def __init__(self, scope: Construct, construct_id: str, *, channel_name: str, count: int) -> None:
-        if count < 1:
-            raise ValueError(f"a signaling channel pool needs at least one channel, not {count}")
+    def __init__(self, scope: Construct, construct_id: str, *, channel_names: Sequence[str]) -> None:
+        if not channel_names:
+            raise ValueError("a signaling channel pool needs at least one channel name")
         self.channels: tuple[SignalingChannel, ...] = tuple(
-            SignalingChannel(
-                scope,
-                construct_id if n == 1 else f"{construct_id}{n}",
-                channel_name=channel_name if n == 1 else f"{channel_name}-{n}",
-            )
-            for n in range(1, count + 1)
+            SignalingChannel(scope, construct_id if n == 1 else f"{construct_id}{n}", channel_name=name)
+            for n, name in enumerate(channel_names, start=1)
         )
 
     @property

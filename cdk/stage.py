@@ -8,12 +8,7 @@ from constructs import Construct
 
 from cdk.agent import AgentStack
 from cdk.config import StageConfig
-from cdk.nag import acknowledge_agent_stack, acknowledge_network_stack
 from cdk.network import NetworkStack
-
-
-def stage_id(config: StageConfig) -> str:
-    return f"voice-agent-{config.name}"
 
 
 class VoiceAgentStage(Stage):
@@ -25,7 +20,9 @@ class VoiceAgentStage(Stage):
         self.network = NetworkStack(
             self,
             "network",
-            config=config,
+            zone_ids=config.zone_ids,
+            nat_gateways=config.nat_gateways,
+            log_retention_days=config.log_retention_days,
             stack_name=config.network_stack_name,
             description=f"Voice agent {config.name}: VPC and runtime security group (long-lived)",
         )
@@ -39,5 +36,3 @@ class VoiceAgentStage(Stage):
             stack_name=config.agent_stack_name,
             description=f"Voice agent {config.name}: AgentCore runtime, TURN channel, sign-in, web client",
         )
-        acknowledge_network_stack(self.network)
-        acknowledge_agent_stack(self.agent)

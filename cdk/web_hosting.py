@@ -14,6 +14,7 @@ from aws_cdk import aws_s3_deployment as s3deploy
 from constructs import Construct, Node
 
 from cdk.csp import content_security_policy
+from cdk.nag import acknowledge, acknowledge_bucket_deployment_handler
 from cdk.retention import retention_days
 
 CONFIG_FILE = "config.json"
@@ -127,6 +128,43 @@ class WebHosting(Construct):
             log_group=self.deployment_logs,
             memory_limit=512,
         )
+        self._acknowledge_findings()
+        acknowledge_bucket_deployment_handler(self.deployment, self.bucket)
+
+    def _acknowledge_findings(self) -> None:
+        acknowledge(
+            self.bucket,
+            "AwsSolutions-S1",
+            "The bucket holds only the public, static web client and is readable only by this CloudFront "
+            "distribution through origin access control; user activity is recorded where it matters, in "
+            "Cognito and AgentCore invocation logs.",
+        )
+        for rule, reason in (
+            (
+                "AwsSolutions-CFR1",
+                "Any signed-in user may use the agent wherever they are; access is controlled by Cognito "
+                "sign-in, not by geography.",
+            ),
+            (
+                "AwsSolutions-CFR2",
+                "Serves static files only; the API (AgentCore) is not behind CloudFront and requires SigV4 "
+                "credentials from the identity pool. A CloudFront WAF must live in us-east-1, which would "
+                "add a cross-region stack for every other region.",
+            ),
+            (
+                "AwsSolutions-CFR3",
+                "Static, public web client files only; access logging would add a log bucket with ACLs "
+                "that must be emptied on destroy for no security benefit. Sign-ins and calls are logged by "
+                "Cognito and AgentCore.",
+            ),
+            (
+                "AwsSolutions-CFR4",
+                "The distribution uses the default *.cloudfront.net certificate, for which CloudFront does "
+                "not allow a minimum protocol version; browsers negotiate TLS 1.2+ and HSTS is sent. A "
+                "custom domain with its own certificate would allow TLSv1.2_2021.",
+            ),
+        ):
+            acknowledge(self.distribution, rule, reason)
 
     @property
     def url(self) -> str:

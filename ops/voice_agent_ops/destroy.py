@@ -25,15 +25,19 @@ from typing import Any, Protocol, TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
+from voice_agent_ops.naming import (
+    agent_stack_name,
+    default_runtime_name,
+    network_stack_name,
+    service_log_group_prefix,
+)
 from voice_agent_ops.stacks import (
     NO_CREDENTIALS,
     OpsError,
     StackInfo,
-    agent_stack_name,
     aws_session,
     check_stage,
     describe_stack,
-    network_stack_name,
 )
 
 EXIT_OK = 0
@@ -43,9 +47,6 @@ EXIT_BLOCKED_BY_INTERFACES = os.EX_TEMPFAIL  # 75: "try again later", distinct f
 AGENTIC_INTERFACE_TYPE = "agentic_ai"
 # The network stack's security group for the runtime (cdk/network.py); CDK appends a hash to the id.
 RUNTIME_SECURITY_GROUP_LOGICAL_ID = "RuntimeSecurityGroup"
-# The service writes each endpoint's logs to /aws/bedrock-agentcore/runtimes/<runtimeId>-<endpointName>
-# (aws-cdk-lib 2.275.0, aws-bedrockagentcore/lib/runtime/runtime-base.js, `applicationLogGroup`).
-RUNTIME_LOG_GROUP_PREFIX = "/aws/bedrock-agentcore/runtimes/"
 INTERFACE_RELEASE_HOURS = 8
 MAX_WAIT_MINUTES_LIMIT = 600
 
@@ -144,11 +145,11 @@ class StageDestroyer:
 
     def _delete_runtime_log_groups(self, runtime_id: str | None) -> None:
         if runtime_id is not None:
-            prefix = f"{RUNTIME_LOG_GROUP_PREFIX}{runtime_id}-"
+            prefix = service_log_group_prefix(runtime_id)
         else:
             # A re-run after the agent stack is gone: runtime ids are "<runtimeName>-<suffix>", and the
             # name is unique in the account and region, so its prefix matches only this stage's runtimes.
-            prefix = f"{RUNTIME_LOG_GROUP_PREFIX}{self._options.runtime_name}-"
+            prefix = service_log_group_prefix(self._options.runtime_name)
             self._say(
                 f"Agent stack gone, runtime id unknown: matching runtime name {self._options.runtime_name}"
             )
@@ -359,11 +360,6 @@ class StageDestroyer:
 
     def _say(self, text: str) -> None:
         print(text, file=self._out, flush=True)
-
-
-def default_runtime_name(stage: str) -> str:
-    """The CDK app's default runtime name (cdk/config.py)."""
-    return f"voice_agent_{stage}"
 
 
 def _runtime_id(stack: StackInfo) -> str | None:

@@ -36,11 +36,11 @@ from aiortc.rtcconfiguration import RTCIceTransportPolicy
 from botocore.exceptions import NoCredentialsError
 
 from voice_agent_ops.audio import ReturnedAudioMeter, ToneClip
+from voice_agent_ops.naming import agent_stack_name
 from voice_agent_ops.signaling import AgentCoreSignaling, HttpSignaling, Signaling, SignalingError
 from voice_agent_ops.stacks import (
     NO_CREDENTIALS,
     OpsError,
-    agent_stack_name,
     aws_session,
     check_stage,
     describe_stack,
@@ -478,7 +478,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         description="Make one WebRTC call to the voice agent and time every step.",
     )
     where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument("--stage", help="read the runtime ARN from stack voice-agent-<stage>-agent")
+    where.add_argument("--stage", help=f"read the runtime ARN from stack {agent_stack_name('<stage>')}")
     where.add_argument("--runtime-arn", help="call this AgentCore runtime (its region is taken from the ARN)")
     where.add_argument("--url", help="a local agent with plain HTTP signaling, e.g. http://127.0.0.1:8080")
     parser.add_argument("--region", help="AWS region (default: from the ARN, AWS_REGION or the profile)")

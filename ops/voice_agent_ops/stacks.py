@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
 from botocore.exceptions import ClientError
 
-_STAGE_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,40}$")
-
+from voice_agent_ops import naming
 
 NO_CREDENTIALS = (
     "no AWS credentials found: run `aws configure` or `aws sso login`, or set AWS_PROFILE or "
@@ -23,21 +21,10 @@ class OpsError(Exception):
 
 
 def check_stage(stage: str) -> str:
-    """Stage names become part of stack names, so they follow CloudFormation's rules."""
-    if not _STAGE_PATTERN.match(stage):
-        raise OpsError(
-            f"--stage {stage!r} is not a valid stage name: "
-            "use a letter followed by letters, digits or hyphens"
-        )
+    """The rule the CDK app applies to the keys of cdk.json's `stages`: no other stage can exist."""
+    if not naming.is_stage_name(stage):
+        raise OpsError(f"--stage {stage!r} is not a valid stage name: use {naming.STAGE_NAME_ALLOWED}")
     return stage
-
-
-def agent_stack_name(stage: str) -> str:
-    return f"voice-agent-{stage}-agent"
-
-
-def network_stack_name(stage: str) -> str:
-    return f"voice-agent-{stage}-network"
 
 
 @dataclass(frozen=True)

@@ -75,6 +75,7 @@ def test_optional_settings_have_defaults() -> None:
         ({"zoneIds": ["usw2-az1", "usw2-az2"]}, "stages.dev.zoneIds", ["use1-az1", "use1-az2", "use1-az4"]),
         ({"zoneIds": ["use1-az1", "use1-az1"]}, "stages.dev.zoneIds", ["distinct"]),
         ({"zoneIds": ["use1-az1"]}, "stages.dev.zoneIds", ["2 distinct zone IDs"]),
+        ({"zoneIds": [["use1-az1"], "use1-az2"]}, "stages.dev.zoneIds", ["2 distinct zone IDs"]),
         ({"runtimeName": "voice-agent-dev"}, "stages.dev.runtimeName", ["^[a-zA-Z][a-zA-Z0-9_]{0,47}$"]),
         ({"runtimeName": "1agent"}, "stages.dev.runtimeName", ["no hyphens"]),
         ({"runtimeName": "a" * 49}, "stages.dev.runtimeName", ["up to 47"]),

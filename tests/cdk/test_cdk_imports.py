@@ -1,0 +1,85 @@
+"""The structure of cdk/: what each module imports, read from the source (every import, those under
+`if TYPE_CHECKING:` and inside functions included)."""
+
+import ast
+from pathlib import Path
+
+from cdk_test_support import REPO_ROOT
+
+CDK_DIR = REPO_ROOT / "cdk"
+AGENT_PACKAGE = "voice_agent"
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module `path` imports; `from cdk import zones` counts as cdk.zones when that is a module."""
+    modules: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            modules |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            modules.add(node.module)
+            for alias in node.names:
+                candidate = f"{node.module}.{alias.name}"
+                if (REPO_ROOT / (candidate.replace(".", "/") + ".py")).exists():
+                    modules.add(candidate)
+    return modules
+
+
+def cdk_modules() -> dict[str, Path]:
+    return {f"cdk.{path.stem}": path for path in sorted(CDK_DIR.glob("*.py")) if path.stem != "__init__"}
+
+
+def import_graph() -> dict[str, set[str]]:
+    """cdk module -> the cdk modules it imports."""
+    modules = cdk_modules()
+    return {name: imported_modules(path) & set(modules) for name, path in modules.items()}
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One import cycle as [a, b, ..., a], or [] when there is none (depth-first search)."""
+    done: set[str] = set()
+
+    def visit(node: str, path: list[str]) -> list[str]:
+        if node in path:
+            return [*path[path.index(node) :], node]
+        if node in done:
+            return []
+        for neighbour in sorted(graph[node]):
+            if cycle := visit(neighbour, [*path, node]):
+                return cycle
+        done.add(node)
+        return []
+
+    for start in sorted(graph):
+        if cycle := visit(start, []):
+            return cycle
+    return []
+
+
+def test_no_module_of_cdk_takes_part_in_an_import_cycle() -> None:
+    cycle = find_cycle(import_graph())
+    assert cycle == [], " -> ".join(cycle)
+
+
+def test_the_cycle_search_names_the_modules_of_a_cycle() -> None:
+    graph = {"cdk.a": {"cdk.b"}, "cdk.b": {"cdk.c"}, "cdk.c": {"cdk.a"}, "cdk.d": set()}
+    assert find_cycle(graph) == ["cdk.a", "cdk.b", "cdk.c", "cdk.a"]
+
+
+def test_imports_under_type_checking_and_inside_functions_count(tmp_path: Path) -> None:
+    module = tmp_path / "module.py"
+    module.write_text(
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n    from cdk.agent import AgentStack\n"
+        "def later():\n    from cdk import zones\n"
+    )
+    assert {"cdk.agent", "cdk.zones"} <= imported_modules(module)
+
+
+def test_only_the_agent_contract_module_imports_the_agents_code() -> None:
+    importers = {
+        name
+        for name, path in cdk_modules().items()
+        if any(m == AGENT_PACKAGE or m.startswith(f"{AGENT_PACKAGE}.") for m in imported_modules(path))
+    }
+    assert importers == {"cdk.agent_contract"}
