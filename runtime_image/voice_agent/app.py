@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from voice_agent import aiortc_fixes
 from voice_agent.calls import CallRegistry
+from voice_agent.contract import SESSION_HEADER, SIGNED_REQUEST_HEADERS
 from voice_agent.errors import CallError, describe, new_error_id
 from voice_agent.ice import IceProvider, create_ice_provider
 from voice_agent.logs import log_event
@@ -29,22 +30,6 @@ from voice_agent.voices import create_voice
 from voice_agent.voices.base import Voice
 
 logger = logging.getLogger(__name__)
-
-SESSION_HEADER = "x-amzn-bedrock-agentcore-runtime-session-id"
-# What the browser's AWS SDK (@aws-sdk/client-bedrock-agentcore) sends on a signed InvokeAgentRuntime
-# request, as chromium asks for it in the preflight. AgentCore may pass that preflight to the container.
-SIGNED_REQUEST_HEADERS = (
-    "authorization",
-    "content-type",
-    "x-amz-date",
-    "x-amz-security-token",
-    "x-amz-user-agent",
-    "x-amz-content-sha256",
-    "amz-sdk-invocation-id",
-    "amz-sdk-request",
-    SESSION_HEADER,
-)
-
 
 #: Fixed messages for what the framework refuses before the app sees the request.
 HTTP_ERRORS = {

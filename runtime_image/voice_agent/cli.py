@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from voice_agent import contract as names
 from voice_agent.settings import ICE_MODES, METRICS_MODES, TRACES_MODES, VOICES, Settings, SettingsError
 
 
@@ -14,40 +15,42 @@ def build_parser() -> argparse.ArgumentParser:
         description="A WebRTC voice agent (AgentCore Runtime service contract on /ping and /invocations).",
         epilog="Every flag can also be set by its environment variable (VOICE_AGENT_*); flags win.",
     )
-    parser.add_argument("--host", help="listen address (VOICE_AGENT_HOST, default 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="listen port (VOICE_AGENT_PORT, default 8080)")
+    parser.add_argument("--host", help=f"listen address ({names.ENV_HOST}, default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help=f"listen port ({names.ENV_PORT}, default 8080)")
     parser.add_argument(
-        "--voice", choices=VOICES, help="echo or nova-sonic (VOICE_AGENT_VOICE, default echo)"
+        "--voice", choices=VOICES, help=f"echo or nova-sonic ({names.ENV_VOICE}, default echo)"
     )
     parser.add_argument(
         "--ice-servers",
         choices=ICE_MODES,
-        help="none, static (ICE_SERVER_URLS...) or kvs (VOICE_AGENT_ICE_SERVERS, default none)",
+        help=(
+            f"none, static ({names.ENV_ICE_SERVER_URLS}...) or kvs ({names.ENV_ICE_SERVERS}, default none)"
+        ),
     )
     parser.add_argument(
         "--relay-only",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="TURN relay only (VOICE_AGENT_RELAY_ONLY)",
+        help=f"TURN relay only ({names.ENV_RELAY_ONLY})",
     )
-    parser.add_argument("--stage", help="stage name for logs and metrics (VOICE_AGENT_STAGE)")
+    parser.add_argument("--stage", help=f"stage name for logs and metrics ({names.ENV_STAGE})")
     parser.add_argument(
-        "--max-calls", type=int, help="concurrent call cap (VOICE_AGENT_MAX_CALLS, default 4)"
+        "--max-calls", type=int, help=f"concurrent call cap ({names.ENV_MAX_CALLS}, default 4)"
     )
     parser.add_argument(
         "--audio-timeout-seconds",
         type=float,
-        help="end a call after this long without audio (VOICE_AGENT_AUDIO_TIMEOUT_SECONDS, default 30)",
+        help=f"end a call after this long without audio ({names.ENV_AUDIO_TIMEOUT_SECONDS}, default 30)",
     )
     parser.add_argument(
         "--metrics",
         choices=METRICS_MODES,
-        help="emf: CloudWatch Embedded Metric Format lines on stdout (VOICE_AGENT_METRICS, default off)",
+        help=f"emf: CloudWatch Embedded Metric Format lines on stdout ({names.ENV_METRICS}, default off)",
     )
     parser.add_argument(
         "--traces",
         choices=TRACES_MODES,
-        help="otel: OpenTelemetry spans to the global provider, e.g. ADOT (VOICE_AGENT_TRACES, default off)",
+        help=f"otel: OpenTelemetry spans to the global provider, e.g. ADOT ({names.ENV_TRACES}, default off)",
     )
     return parser
 

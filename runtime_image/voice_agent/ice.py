@@ -19,14 +19,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from voice_agent.logs import log_event
-from voice_agent.metrics import (
+from voice_agent.contract import (
+    ICE_KVS,
+    ICE_STATIC,
     KVS_CREDENTIAL_CACHE_HITS,
     KVS_CREDENTIAL_FETCHES,
     KVS_THROTTLES,
-    Metrics,
-    NoMetrics,
 )
+from voice_agent.logs import log_event
+from voice_agent.metrics import Metrics, NoMetrics
 
 if TYPE_CHECKING:
     from aiortc import RTCIceServer
@@ -288,7 +289,7 @@ def _error_code(error: Exception) -> str | None:
 
 
 def create_ice_provider(settings: Settings, *, metrics: Metrics | None = None) -> IceProvider:
-    if settings.ice_servers == "static":
+    if settings.ice_servers == ICE_STATIC:
         return StaticIce(
             [
                 IceServer(
@@ -298,7 +299,7 @@ def create_ice_provider(settings: Settings, *, metrics: Metrics | None = None) -
                 )
             ]
         )
-    if settings.ice_servers == "kvs":
+    if settings.ice_servers == ICE_KVS:
         assert settings.region is not None  # checked by Settings
         return KvsIce(settings.kvs_channel_arns, region=settings.region, metrics=metrics)
     return NoIce()

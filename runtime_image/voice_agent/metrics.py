@@ -23,25 +23,55 @@ import time
 from dataclasses import dataclass
 from typing import IO, Protocol
 
-NAMESPACE = "VoiceAgent"
+from voice_agent.contract import (
+    BARGE_INS,
+    CALL_DURATION,
+    CALLS_ENDED,
+    CALLS_FAILED_TO_CONNECT,
+    CALLS_STARTED,
+    CONNECT_TIME,
+    END_REASON_DIMENSION,
+    KVS_CREDENTIAL_CACHE_HITS,
+    KVS_CREDENTIAL_FETCHES,
+    KVS_THROTTLES,
+    LIVE_CALL_SECONDS,
+    METRICS_EMF,
+    NAMESPACE,
+    OUTPUT_UNDERRUNS,
+    STAGE_DIMENSION,
+    VOICE_GIVE_UPS,
+    VOICE_RECONNECTS,
+    VOICE_ROTATIONS,
+    VOICE_STREAM_ERRORS,
+    VOICE_STREAMS_OPENED,
+)
 
-# Metric names: the dashboard and alarms (cdk/observability.py) use the same strings.
-CALLS_STARTED = "CallsStarted"
-CALLS_ENDED = "CallsEnded"
-CALLS_FAILED_TO_CONNECT = "CallsFailedToConnect"
-CONNECT_TIME = "ConnectTime"
-CALL_DURATION = "CallDuration"
-OUTPUT_UNDERRUNS = "OutputUnderruns"
-BARGE_INS = "BargeIns"
-LIVE_CALL_SECONDS = "LiveCallSeconds"
-VOICE_STREAMS_OPENED = "VoiceStreamsOpened"
-VOICE_STREAM_ERRORS = "VoiceStreamErrors"
-VOICE_RECONNECTS = "VoiceReconnects"
-VOICE_ROTATIONS = "VoiceRotations"
-VOICE_GIVE_UPS = "VoiceGiveUps"
-KVS_CREDENTIAL_FETCHES = "KvsCredentialFetches"
-KVS_CREDENTIAL_CACHE_HITS = "KvsCredentialCacheHits"
-KVS_THROTTLES = "KvsThrottles"
+# The metric names and namespace are the contract's; the CDK app imports them from this module too.
+__all__ = [
+    "BARGE_INS",
+    "CALLS_ENDED",
+    "CALLS_FAILED_TO_CONNECT",
+    "CALLS_STARTED",
+    "CALL_DURATION",
+    "CONNECT_TIME",
+    "KVS_CREDENTIAL_CACHE_HITS",
+    "KVS_CREDENTIAL_FETCHES",
+    "KVS_THROTTLES",
+    "LIVE_CALL_SECONDS",
+    "LIVE_REPORT_SECONDS",
+    "NAMESPACE",
+    "OUTPUT_UNDERRUNS",
+    "VOICE_GIVE_UPS",
+    "VOICE_RECONNECTS",
+    "VOICE_ROTATIONS",
+    "VOICE_STREAMS_OPENED",
+    "VOICE_STREAM_ERRORS",
+    "CallRecord",
+    "EmfMetrics",
+    "Metrics",
+    "NoMetrics",
+    "create_metrics",
+]
 
 COUNT = "Count"
 SECONDS = "Seconds"
@@ -111,7 +141,7 @@ class EmfMetrics:
         }
         if record.connect_ms is not None:
             values[CONNECT_TIME] = (round(record.connect_ms, 1), MILLISECONDS)
-        self._write({"EndReason": record.reason}, values)
+        self._write({END_REASON_DIMENSION: record.reason}, values)
 
     def call_live(self, seconds: float) -> None:
         self._write({}, {LIVE_CALL_SECONDS: (round(seconds, 3), SECONDS)})
@@ -120,9 +150,9 @@ class EmfMetrics:
         self._write({}, {name: (value, COUNT)})
 
     def _write(self, extra_dimensions: dict[str, str], values: dict[str, tuple[float, str]]) -> None:
-        dimension_sets = [["Stage"]]
+        dimension_sets = [[STAGE_DIMENSION]]
         if extra_dimensions:
-            dimension_sets.append(["Stage", *extra_dimensions])
+            dimension_sets.append([STAGE_DIMENSION, *extra_dimensions])
         document = {
             "_aws": {
                 "Timestamp": int(time.time() * 1000),
@@ -134,7 +164,7 @@ class EmfMetrics:
                     }
                 ],
             },
-            "Stage": self._stage,
+            STAGE_DIMENSION: self._stage,
             **extra_dimensions,
             **{name: value for name, (value, _) in values.items()},
         }
@@ -144,4 +174,4 @@ class EmfMetrics:
 
 
 def create_metrics(mode: str, *, stage: str, stream: IO[str] | None = None) -> Metrics:
-    return EmfMetrics(stage=stage, stream=stream) if mode == "emf" else NoMetrics()
+    return EmfMetrics(stage=stage, stream=stream) if mode == METRICS_EMF else NoMetrics()

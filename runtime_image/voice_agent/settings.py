@@ -11,6 +11,31 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from voice_agent import contract as names
+from voice_agent.contract import (
+    ICE_KVS,
+    ICE_MODES,
+    ICE_NONE,
+    ICE_STATIC,
+    METRICS_MODES,
+    METRICS_OFF,
+    TRACES_MODES,
+    TRACES_OFF,
+    VOICE_ECHO,
+    VOICE_NOVA_SONIC,
+    IceMode,
+    MetricsMode,
+    TracesMode,
+)
+from voice_agent.env import (
+    SettingsError,
+    Variable,
+    parse_bool,
+    read_variables,
+    region_from,
+    require_choice,
+    split_list,
+)
 from voice_agent.opus import OpusSettings
 from voice_agent.voices.nova_sonic_options import (
     DEFAULT_ENDPOINTING,
@@ -22,29 +47,18 @@ from voice_agent.voices.nova_sonic_options import (
 )
 
 VoiceName = Literal["echo", "nova-sonic"]
-IceMode = Literal["none", "static", "kvs"]
-MetricsMode = Literal["emf", "off"]
-TracesMode = Literal["otel", "off"]
-
-VOICES: tuple[VoiceName, ...] = ("echo", "nova-sonic")
-ICE_MODES: tuple[IceMode, ...] = ("none", "static", "kvs")
+VOICES: tuple[VoiceName, ...] = (VOICE_ECHO, VOICE_NOVA_SONIC)
 ENDPOINTINGS: tuple[Endpointing, ...] = ENDPOINTING_SENSITIVITIES
-METRICS_MODES: tuple[MetricsMode, ...] = ("emf", "off")
-TRACES_MODES: tuple[TracesMode, ...] = ("otel", "off")
 
 DEFAULT_CORS_ORIGINS = ("http://localhost:7860", "http://127.0.0.1:7860")
-
-
-class SettingsError(ValueError):
-    """A configuration value is missing or invalid; the message names the setting."""
 
 
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
-    voice: VoiceName = "echo"
-    ice_servers: IceMode = "none"
+    voice: VoiceName = VOICE_ECHO
+    ice_servers: IceMode = ICE_NONE
     relay_only: bool = False
     stage: str = "local"
     max_calls: int = 4
@@ -57,8 +71,8 @@ class Settings:
     voice_id: str = DEFAULT_VOICE_ID
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     endpointing: Endpointing = DEFAULT_ENDPOINTING
-    metrics: MetricsMode = "off"
-    traces: TracesMode = "off"
+    metrics: MetricsMode = METRICS_OFF
+    traces: TracesMode = TRACES_OFF
     static_ice_urls: tuple[str, ...] = ()
     static_ice_username: str | None = field(default=None, repr=False)
     static_ice_credential: str | None = field(default=None, repr=False)
@@ -69,55 +83,51 @@ class Settings:
     opus_expected_loss: int = 10
 
     def __post_init__(self) -> None:
-        _choice("VOICE_AGENT_VOICE (--voice)", self.voice, VOICES)
-        _choice("VOICE_AGENT_ICE_SERVERS (--ice-servers)", self.ice_servers, ICE_MODES)
-        _choice("VOICE_AGENT_ENDPOINTING", self.endpointing, ENDPOINTINGS)
-        _choice("VOICE_AGENT_METRICS (--metrics)", self.metrics, METRICS_MODES)
-        _choice("VOICE_AGENT_TRACES (--traces)", self.traces, TRACES_MODES)
+        require_choice(f"{names.ENV_VOICE} (--voice)", self.voice, VOICES)
+        require_choice(f"{names.ENV_ICE_SERVERS} (--ice-servers)", self.ice_servers, ICE_MODES)
+        require_choice(names.ENV_ENDPOINTING, self.endpointing, ENDPOINTINGS)
+        require_choice(f"{names.ENV_METRICS} (--metrics)", self.metrics, METRICS_MODES)
+        require_choice(f"{names.ENV_TRACES} (--traces)", self.traces, TRACES_MODES)
         if not 0 < self.port < 65536:
-            raise SettingsError(f"VOICE_AGENT_PORT (--port) must be 1-65535, got {self.port}")
+            raise SettingsError(f"{names.ENV_PORT} (--port) must be 1-65535, got {self.port}")
         if self.max_calls < 1:
             raise SettingsError(
-                f"VOICE_AGENT_MAX_CALLS (--max-calls) must be at least 1, got {self.max_calls}"
+                f"{names.ENV_MAX_CALLS} (--max-calls) must be at least 1, got {self.max_calls}"
             )
         if self.audio_timeout_seconds <= 0:
             raise SettingsError(
-                "VOICE_AGENT_AUDIO_TIMEOUT_SECONDS (--audio-timeout-seconds) must be positive, "
+                f"{names.ENV_AUDIO_TIMEOUT_SECONDS} (--audio-timeout-seconds) must be positive, "
                 f"got {self.audio_timeout_seconds}"
             )
         try:
-            OpusSettings(
-                bitrate=self.opus_bitrate,
-                complexity=self.opus_complexity,
-                fec=self.opus_fec,
-                expected_loss=self.opus_expected_loss,
-            )
+            self.opus  # noqa: B018 (OpusSettings validates on construction)
         except ValueError as error:
             raise SettingsError(f"VOICE_AGENT_OPUS_*: {error}") from None
         if "*" in self.cors_origins:
-            raise SettingsError("VOICE_AGENT_CORS_ORIGINS must list origins; '*' is not allowed")
-        if self.ice_servers == "static" and not self.static_ice_urls:
+            raise SettingsError(f"{names.ENV_CORS_ORIGINS} must list origins; '*' is not allowed")
+        if self.ice_servers == ICE_STATIC and not self.static_ice_urls:
             raise SettingsError(
-                "--ice-servers static needs ICE_SERVER_URLS (comma-separated stun:/turn: URLs)"
+                f"--ice-servers static needs {names.ENV_ICE_SERVER_URLS} (comma-separated stun:/turn: URLs)"
             )
         if (
-            self.ice_servers == "static"
+            self.ice_servers == ICE_STATIC
             and any(u.startswith("turn") for u in self.static_ice_urls)
             and not (self.static_ice_username and self.static_ice_credential)
         ):
             raise SettingsError(
-                "TURN URLs in ICE_SERVER_URLS need ICE_SERVER_USERNAME and ICE_SERVER_CREDENTIAL"
+                f"TURN URLs in {names.ENV_ICE_SERVER_URLS} need {names.ENV_ICE_SERVER_USERNAME} and "
+                f"{names.ENV_ICE_SERVER_CREDENTIAL}"
             )
-        if self.ice_servers == "kvs":
+        if self.ice_servers == ICE_KVS:
             if not self.kvs_channel_arns:
-                raise SettingsError("--ice-servers kvs needs VOICE_AGENT_KVS_CHANNEL_ARN")
+                raise SettingsError(f"--ice-servers kvs needs {names.ENV_KVS_CHANNEL_ARN}")
             if not self.region:
-                raise SettingsError("--ice-servers kvs needs AWS_REGION")
-        if self.voice == "nova-sonic" and not self.region:
-            raise SettingsError("--voice nova-sonic needs AWS_REGION")
-        if self.relay_only and self.ice_servers == "none":
+                raise SettingsError(f"--ice-servers kvs needs {names.ENV_REGION}")
+        if self.voice == VOICE_NOVA_SONIC and not self.region:
+            raise SettingsError(f"--voice nova-sonic needs {names.ENV_REGION}")
+        if self.relay_only and self.ice_servers == ICE_NONE:
             raise SettingsError(
-                "--relay-only (VOICE_AGENT_RELAY_ONLY) needs a TURN server: use --ice-servers static or kvs"
+                f"--relay-only ({names.ENV_RELAY_ONLY}) needs a TURN server: use --ice-servers static or kvs"
             )
 
     @property
@@ -133,60 +143,36 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         """Settings from environment variables; ``overrides`` (e.g. parsed flags) win when not None."""
         env = os.environ if env is None else env
-        values: dict[str, object] = {}
-
-        def put(name: str, variable: str, convert=str) -> None:  # type: ignore[no-untyped-def]
-            raw = env.get(variable)
-            if raw is None or raw == "":
-                return
-            try:
-                values[name] = convert(raw)
-            except ValueError as error:
-                raise SettingsError(f"{variable}={raw!r} is invalid: {error}") from None
-
-        put("host", "VOICE_AGENT_HOST")
-        put("port", "VOICE_AGENT_PORT", int)
-        put("voice", "VOICE_AGENT_VOICE")
-        put("ice_servers", "VOICE_AGENT_ICE_SERVERS")
-        put("relay_only", "VOICE_AGENT_RELAY_ONLY", parse_bool)
-        put("stage", "VOICE_AGENT_STAGE")
-        put("max_calls", "VOICE_AGENT_MAX_CALLS", int)
-        put("audio_timeout_seconds", "VOICE_AGENT_AUDIO_TIMEOUT_SECONDS", float)
-        put("cors_origins", "VOICE_AGENT_CORS_ORIGINS", split_list)
-        put("kvs_channel_arns", "VOICE_AGENT_KVS_CHANNEL_ARN", split_list)
-        put("region", "AWS_REGION")
-        put("model_id", "VOICE_AGENT_MODEL_ID")
-        put("voice_id", "VOICE_AGENT_VOICE_ID")
-        put("system_prompt", "VOICE_AGENT_SYSTEM_PROMPT")
-        put("endpointing", "VOICE_AGENT_ENDPOINTING", str.upper)
-        put("metrics", "VOICE_AGENT_METRICS", str.lower)
-        put("traces", "VOICE_AGENT_TRACES", str.lower)
-        put("static_ice_urls", "ICE_SERVER_URLS", split_list)
-        put("static_ice_username", "ICE_SERVER_USERNAME")
-        put("static_ice_credential", "ICE_SERVER_CREDENTIAL")
-        put("opus_bitrate", "VOICE_AGENT_OPUS_BITRATE", int)
-        put("opus_complexity", "VOICE_AGENT_OPUS_COMPLEXITY", int)
-        put("opus_fec", "VOICE_AGENT_OPUS_FEC", parse_bool)
-        put("opus_expected_loss", "VOICE_AGENT_OPUS_EXPECTED_LOSS", int)
-        if "region" not in values:
-            put("region", "AWS_DEFAULT_REGION")
+        values = read_variables(env, VARIABLES)
+        if (region := region_from(env)) is not None:
+            values["region"] = region
         values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)  # type: ignore[arg-type]
+        return cls(**values)
 
 
-def parse_bool(raw: str) -> bool:
-    lowered = raw.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ValueError("expected true or false")
-
-
-def split_list(raw: str) -> tuple[str, ...]:
-    return tuple(item.strip() for item in raw.split(",") if item.strip())
-
-
-def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise SettingsError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+#: Each setting's environment variable and how its text converts.
+VARIABLES: tuple[Variable, ...] = (
+    ("host", names.ENV_HOST, str),
+    ("port", names.ENV_PORT, int),
+    ("voice", names.ENV_VOICE, str),
+    ("ice_servers", names.ENV_ICE_SERVERS, str),
+    ("relay_only", names.ENV_RELAY_ONLY, parse_bool),
+    ("stage", names.ENV_STAGE, str),
+    ("max_calls", names.ENV_MAX_CALLS, int),
+    ("audio_timeout_seconds", names.ENV_AUDIO_TIMEOUT_SECONDS, float),
+    ("cors_origins", names.ENV_CORS_ORIGINS, split_list),
+    ("kvs_channel_arns", names.ENV_KVS_CHANNEL_ARN, split_list),
+    ("model_id", names.ENV_MODEL_ID, str),
+    ("voice_id", names.ENV_VOICE_ID, str),
+    ("system_prompt", names.ENV_SYSTEM_PROMPT, str),
+    ("endpointing", names.ENV_ENDPOINTING, str.upper),
+    ("metrics", names.ENV_METRICS, str.lower),
+    ("traces", names.ENV_TRACES, str.lower),
+    ("static_ice_urls", names.ENV_ICE_SERVER_URLS, split_list),
+    ("static_ice_username", names.ENV_ICE_SERVER_USERNAME, str),
+    ("static_ice_credential", names.ENV_ICE_SERVER_CREDENTIAL, str),
+    ("opus_bitrate", names.ENV_OPUS_BITRATE, int),
+    ("opus_complexity", names.ENV_OPUS_COMPLEXITY, int),
+    ("opus_fec", names.ENV_OPUS_FEC, parse_bool),
+    ("opus_expected_loss", names.ENV_OPUS_EXPECTED_LOSS, int),
+)

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 from opentelemetry import trace
 
+from voice_agent.contract import TRACES_OTEL
+
 TRACER_NAME = "voice_agent"
 
 
 def create_tracer(mode: str, tracer_provider: trace.TracerProvider | None = None) -> trace.Tracer:
     if tracer_provider is not None:
         return tracer_provider.get_tracer(TRACER_NAME)
-    if mode == "otel":
+    if mode == TRACES_OTEL:
         return trace.get_tracer(TRACER_NAME)
     return trace.NoOpTracer()

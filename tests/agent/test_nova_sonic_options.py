@@ -1,37 +1,66 @@
-"""The Nova 2 Sonic choices have one definition, shared by the agent's settings, the voice and the
-CDK stage configuration, and that definition is cheap to import (the CDK app imports it at synth)."""
+"""The Nova 2 Sonic choices are one set: a stage configuration (cdk/config.py) takes exactly the voices the
+agent takes and, where it sets nothing, deploys the agent's own defaults; the choices are cheap to import
+(the CDK app imports them at synth)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
-from voice_agent.settings import ENDPOINTINGS, Settings
-from voice_agent.voices import nova_sonic_options as options
+import pytest
+from voice_agent.contract import VOICE_IDS
+from voice_agent.settings import Settings, SettingsError
 from voice_agent.voices.nova_sonic import NovaSonicConfig
 
-from cdk import config as stage_config
+from cdk.config import StageConfigError, parse_stage
 
 REPO = Path(__file__).resolve().parents[2]
+DEV = json.loads((REPO / "cdk.json").read_text())["context"]["stages"]["dev"]
 
 
-def test_the_agent_settings_the_voice_and_the_stage_config_share_one_default_prompt() -> None:
-    settings = Settings()
-    voice = NovaSonicConfig(region="us-east-1")
-    assert settings.system_prompt == voice.system_prompt == stage_config.DEFAULT_SYSTEM_PROMPT
-    assert settings.system_prompt == options.DEFAULT_SYSTEM_PROMPT
+def stage_without(*keys: str, **changes: Any) -> dict[str, Any]:
+    raw = {key: value for key, value in DEV.items() if key not in keys}
+    return {**raw, **changes}
 
 
-def test_the_defaults_and_the_choices_are_the_same_everywhere() -> None:
-    settings = Settings()
-    voice = NovaSonicConfig(region="us-east-1")
-    assert settings.model_id == voice.model_id == stage_config.DEFAULT_MODEL_ID == options.DEFAULT_MODEL_ID
-    assert settings.voice_id == voice.voice_id == stage_config.DEFAULT_VOICE_ID == options.DEFAULT_VOICE_ID
-    assert settings.endpointing == voice.endpointing == options.DEFAULT_ENDPOINTING
-    assert stage_config.NOVA_SONIC_VOICES == options.VOICE_IDS
-    assert ENDPOINTINGS == options.ENDPOINTING_SENSITIVITIES == ("HIGH", "MEDIUM", "LOW")
-    assert options.DEFAULT_VOICE_ID in options.VOICE_IDS
+def agent_accepts(voice_id: str) -> bool:
+    try:
+        NovaSonicConfig(region="us-east-1", voice_id=voice_id)
+    except ValueError:
+        return False
+    return True
+
+
+def stage_accepts(voice_id: str) -> bool:
+    try:
+        parse_stage("dev", stage_without(voiceId=voice_id))
+    except StageConfigError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("voice_id", [*VOICE_IDS, "hal9000", ""])
+def test_a_stage_takes_exactly_the_voices_the_agent_takes(voice_id: str) -> None:
+    assert stage_accepts(voice_id) == agent_accepts(voice_id)
+
+
+def test_a_stage_that_sets_no_voice_model_or_prompt_deploys_the_agents_defaults() -> None:
+    stage = parse_stage("dev", stage_without("voiceId", "modelId", "systemPrompt"))
+    agent = Settings.from_env({})
+    voice = NovaSonicConfig(region=stage.region)
+    assert (stage.voice_id, stage.system_prompt) == (agent.voice_id, agent.system_prompt)
+    assert (stage.voice_id, stage.system_prompt) == (voice.voice_id, voice.system_prompt)
+    assert stage.model_id == agent.model_id == voice.model_id
+
+
+def test_the_agent_refuses_an_endpointing_the_model_does_not_have() -> None:
+    for sensitivity in ("HIGH", "MEDIUM", "LOW"):
+        assert Settings.from_env({"VOICE_AGENT_ENDPOINTING": sensitivity}).endpointing == sensitivity
+    with pytest.raises(SettingsError, match="VOICE_AGENT_ENDPOINTING"):
+        Settings.from_env({"VOICE_AGENT_ENDPOINTING": "FAST"})
 
 
 def test_the_options_import_no_sdk_and_no_boto3() -> None:

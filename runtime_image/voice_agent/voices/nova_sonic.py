@@ -25,7 +25,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import metrics as metric_names
+from .. import contract as metric_names
 from ..errors import describe, new_error_id
 from ..logs import log_event
 from ..metrics import Metrics, NoMetrics
