@@ -24,8 +24,8 @@ from nova_sonic_fakes import (
     user_says,
     wait_until,
 )
+from voice_agent.tools import built_in_tools, current_time_tool
 from voice_agent.voices.nova_sonic import NovaSonicConfig, NovaSonicSession, NovaSonicVoice
-from voice_agent.voices.nova_sonic_tools import current_time_tool
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -42,6 +42,7 @@ def make_session(bedrock: FakeBedrock, output: RecordingOutput, **overrides: Any
         "client_factory": bedrock,
         "reconnect_backoff_seconds": 0.01,
         "close_timeout_seconds": 2.0,
+        "tools": built_in_tools(),  # as create_voice gives them
     }
     settings.update(overrides)
     return NovaSonicVoice(NovaSonicConfig(**settings)).open_session(call_id="call-1", output=output)

@@ -16,6 +16,7 @@ def create_voice(settings: Settings, *, metrics: Metrics | None = None) -> Voice
 
         return EchoVoice()
     if settings.voice == "nova-sonic":
+        from voice_agent.tools import built_in_tools
         from voice_agent.voices.nova_sonic import NovaSonicConfig, NovaSonicVoice
 
         return NovaSonicVoice(
@@ -25,6 +26,7 @@ def create_voice(settings: Settings, *, metrics: Metrics | None = None) -> Voice
                 voice_id=settings.voice_id,
                 system_prompt=settings.system_prompt,
                 endpointing=settings.endpointing,
+                tools=built_in_tools(),
             ),
             metrics=metrics,
         )

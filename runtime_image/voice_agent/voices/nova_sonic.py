@@ -29,6 +29,7 @@ from .. import contract as metric_names
 from ..errors import describe, new_error_id
 from ..logs import log_event
 from ..metrics import Metrics, NoMetrics
+from ..tools import Tool, ToolRegistry
 from . import nova_sonic_events as events
 from .base import INPUT_SAMPLE_RATE, VoiceOutput, error_event, transcript_event
 from .nova_sonic_client import ClientFactory, ModelStream, SdkClientFactory
@@ -41,7 +42,6 @@ from .nova_sonic_options import (
     ENDPOINTING_SENSITIVITIES,
     VOICE_IDS,
 )
-from .nova_sonic_tools import Tool, ToolRegistry, current_time_tool
 
 logger = logging.getLogger(__name__)
 
@@ -78,8 +78,8 @@ class NovaSonicConfig:
     """Bound on opening a stream (connection, credentials, the opening events)."""
     close_timeout_seconds: float = 3.0
     """Bound on closing one stream (the SDK's close can hang after an error); the call allows 5 s."""
-    tools: tuple[Tool, ...] | None = None
-    """Tools the model may call; None means the built-in ones, () none."""
+    tools: tuple[Tool, ...] = ()
+    """Tools the model may call (``create_voice`` gives the built-in ones)."""
     clock: Callable[[], float] = field(default=time.monotonic, repr=False)
     """Measures stream age (inject a fake to test rotation without waiting minutes)."""
     client_factory: ClientFactory | None = field(default=None, repr=False)
@@ -115,8 +115,7 @@ class NovaSonicConfig:
             )
         if self.max_reconnects < 0:
             raise ValueError("max_reconnects must be 0 or more")
-        if self.tools is not None:
-            ToolRegistry(self.tools)  # duplicate names fail here, at configuration time
+        ToolRegistry(self.tools)  # duplicate names fail here, at configuration time
 
 
 class NovaSonicVoice:
@@ -178,7 +177,7 @@ class NovaSonicSession:
         self._call_id = call_id
         self._output = output
         self._log = logging.LoggerAdapter(logger, {"call_id": call_id})
-        self._tools = ToolRegistry(config.tools if config.tools is not None else (current_time_tool(),))
+        self._tools = ToolRegistry(config.tools)
         self._history = ConversationHistory()
         self._state = _State.NEW
         self._factory: ClientFactory | None = None
@@ -280,7 +279,7 @@ class NovaSonicSession:
             events.prompt_start(
                 prompt_name=prompt,
                 voice_id=config.voice_id,
-                tool_configuration=self._tools.tool_configuration(),
+                tool_configuration=events.tool_configuration(self._tools.tools()),
             ),
             *events.text_block(
                 prompt_name=prompt, content_name=str(uuid.uuid4()), role="SYSTEM", text=config.system_prompt

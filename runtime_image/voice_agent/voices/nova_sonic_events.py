@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from voice_agent.tools import Tool
 
 INPUT_RATE_HZ = 16_000
 OUTPUT_RATE_HZ = 24_000
@@ -52,6 +56,24 @@ def prompt_start(*, prompt_name: str, voice_id: str, tool_configuration: dict[st
         body["toolUseOutputConfiguration"] = {"mediaType": "application/json"}
         body["toolConfiguration"] = tool_configuration
     return _event("promptStart", body)
+
+
+def tool_configuration(tools: Sequence[Tool]) -> dict[str, Any] | None:
+    """promptStart's toolConfiguration; the schema goes as a JSON string, as the model requires."""
+    if not tools:
+        return None
+    return {
+        "tools": [
+            {
+                "toolSpec": {
+                    "name": tool.name,
+                    "description": tool.description,
+                    "inputSchema": {"json": json.dumps(tool.input_schema)},
+                }
+            }
+            for tool in tools
+        ]
+    }
 
 
 def text_block(*, prompt_name: str, content_name: str, role: str, text: str) -> list[Event]:

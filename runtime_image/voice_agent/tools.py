@@ -1,8 +1,10 @@
-"""Tools Nova Sonic may call during a conversation: a small registry and one built-in tool.
+"""Tools a voice model may call during a conversation: a small registry and the built-in tools.
 
 A tool is a name, a description the model reads, a JSON schema for its input and an async handler
 that takes the parsed input and returns a JSON-serialisable dict. Handler failures and bad input come
 back to the model as ``{"error": ...}`` so it can tell the caller, instead of ending the call.
+
+A new built-in tool is a function here that returns its ``Tool``, listed in ``built_in_tools``.
 """
 
 from __future__ import annotations
@@ -49,25 +51,11 @@ class ToolRegistry:
     def names(self) -> list[str]:
         return list(self._tools)
 
+    def tools(self) -> list[Tool]:
+        return list(self._tools.values())
+
     def __len__(self) -> int:
         return len(self._tools)
-
-    def tool_configuration(self) -> dict[str, Any] | None:
-        """promptStart's toolConfiguration; the schema goes as a JSON string, as the model requires."""
-        if not self._tools:
-            return None
-        return {
-            "tools": [
-                {
-                    "toolSpec": {
-                        "name": tool.name,
-                        "description": tool.description,
-                        "inputSchema": {"json": json.dumps(tool.input_schema)},
-                    }
-                }
-                for tool in self._tools.values()
-            ]
-        }
 
     async def run(self, name: str, raw_input: str | dict[str, Any] | None) -> dict[str, Any]:
         """Run a tool by the name the model used. Never raises for the model's mistakes."""
@@ -145,5 +133,6 @@ def current_time_tool(*, now: Callable[[], datetime] | None = None) -> Tool:
     )
 
 
-def default_tools() -> ToolRegistry:
-    return ToolRegistry([current_time_tool()])
+def built_in_tools() -> tuple[Tool, ...]:
+    """The tools every model voice offers unless told otherwise."""
+    return (current_time_tool(),)
