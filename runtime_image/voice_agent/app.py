@@ -72,7 +72,8 @@ def create_app(
     aiortc_fixes.install()
     metrics = metrics if metrics is not None else create_metrics(settings.metrics, stage=settings.stage)
     tracer = create_tracer(settings.traces, tracer_provider)
-    voice = voice if voice is not None else create_voice(settings, metrics=metrics)
+    if voice is None:
+        voice = create_voice(settings.voice, settings.voice_options, region=settings.region, metrics=metrics)
     ice_provider = (
         ice_provider if ice_provider is not None else create_ice_provider(settings, metrics=metrics)
     )

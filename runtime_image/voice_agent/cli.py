@@ -6,7 +6,8 @@ import argparse
 import sys
 
 from voice_agent import contract as names
-from voice_agent.settings import ICE_MODES, METRICS_MODES, TRACES_MODES, VOICES, Settings, SettingsError
+from voice_agent.settings import ICE_MODES, METRICS_MODES, TRACES_MODES, Settings, SettingsError
+from voice_agent.voices import VOICES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,8 +18,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--host", help=f"listen address ({names.ENV_HOST}, default 127.0.0.1)")
     parser.add_argument("--port", type=int, help=f"listen port ({names.ENV_PORT}, default 8080)")
+    voices = "; ".join(f"{name}: {entry.summary}" for name, entry in VOICES.items())
     parser.add_argument(
-        "--voice", choices=VOICES, help=f"echo or nova-sonic ({names.ENV_VOICE}, default echo)"
+        "--voice",
+        choices=tuple(VOICES),
+        help=f"{voices} ({names.ENV_VOICE}, default {Settings.voice})",
     )
     parser.add_argument(
         "--ice-servers",

@@ -1,7 +1,8 @@
-"""Typed settings from command-line flags and the environment (names in the shared contract).
+"""Typed settings from command-line flags and the environment, by the names of ``voice_agent.contract``.
 
-Every flag has an environment variable so the container is configured by AgentCore's environment.
-A bad value raises ``SettingsError`` naming the variable, never a traceback deep inside a call.
+Every flag has an environment variable so the container is configured by AgentCore's environment; the
+chosen voice reads its own variables (``voice_agent.voices``). A bad value raises ``SettingsError``
+naming the variable, never a traceback deep inside a call.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any
 
 from voice_agent import contract as names
 from voice_agent.contract import (
@@ -22,7 +23,6 @@ from voice_agent.contract import (
     TRACES_MODES,
     TRACES_OFF,
     VOICE_ECHO,
-    VOICE_NOVA_SONIC,
     IceMode,
     MetricsMode,
     TracesMode,
@@ -37,18 +37,7 @@ from voice_agent.env import (
     split_list,
 )
 from voice_agent.opus import OpusSettings
-from voice_agent.voices.nova_sonic_options import (
-    DEFAULT_ENDPOINTING,
-    DEFAULT_MODEL_ID,
-    DEFAULT_SYSTEM_PROMPT,
-    DEFAULT_VOICE_ID,
-    ENDPOINTING_SENSITIVITIES,
-    Endpointing,
-)
-
-VoiceName = Literal["echo", "nova-sonic"]
-VOICES: tuple[VoiceName, ...] = (VOICE_ECHO, VOICE_NOVA_SONIC)
-ENDPOINTINGS: tuple[Endpointing, ...] = ENDPOINTING_SENSITIVITIES
+from voice_agent.voices import VOICES
 
 DEFAULT_CORS_ORIGINS = ("http://localhost:7860", "http://127.0.0.1:7860")
 
@@ -57,7 +46,10 @@ DEFAULT_CORS_ORIGINS = ("http://localhost:7860", "http://127.0.0.1:7860")
 class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
-    voice: VoiceName = VOICE_ECHO
+    voice: str = VOICE_ECHO
+    #: The voice's own settings (``VOICES[voice].read_options``): ``from_env`` reads them from the same
+    #: environment; left out, they are read from an empty one (the voice's defaults).
+    voice_options: Any = None
     ice_servers: IceMode = ICE_NONE
     relay_only: bool = False
     stage: str = "local"
@@ -67,10 +59,6 @@ class Settings:
     # One ARN, or several (comma-separated) for a pool of channels chosen by session id.
     kvs_channel_arns: tuple[str, ...] = ()
     region: str | None = None
-    model_id: str = DEFAULT_MODEL_ID
-    voice_id: str = DEFAULT_VOICE_ID
-    system_prompt: str = DEFAULT_SYSTEM_PROMPT
-    endpointing: Endpointing = DEFAULT_ENDPOINTING
     metrics: MetricsMode = METRICS_OFF
     traces: TracesMode = TRACES_OFF
     static_ice_urls: tuple[str, ...] = ()
@@ -84,8 +72,10 @@ class Settings:
 
     def __post_init__(self) -> None:
         require_choice(f"{names.ENV_VOICE} (--voice)", self.voice, VOICES)
+        voice = VOICES[self.voice]
+        if self.voice_options is None:
+            object.__setattr__(self, "voice_options", voice.read_options({}))
         require_choice(f"{names.ENV_ICE_SERVERS} (--ice-servers)", self.ice_servers, ICE_MODES)
-        require_choice(names.ENV_ENDPOINTING, self.endpointing, ENDPOINTINGS)
         require_choice(f"{names.ENV_METRICS} (--metrics)", self.metrics, METRICS_MODES)
         require_choice(f"{names.ENV_TRACES} (--traces)", self.traces, TRACES_MODES)
         if not 0 < self.port < 65536:
@@ -123,8 +113,8 @@ class Settings:
                 raise SettingsError(f"--ice-servers kvs needs {names.ENV_KVS_CHANNEL_ARN}")
             if not self.region:
                 raise SettingsError(f"--ice-servers kvs needs {names.ENV_REGION}")
-        if self.voice == VOICE_NOVA_SONIC and not self.region:
-            raise SettingsError(f"--voice nova-sonic needs {names.ENV_REGION}")
+        if voice.needs_region and not self.region:
+            raise SettingsError(f"--voice {self.voice} needs {names.ENV_REGION}")
         if self.relay_only and self.ice_servers == ICE_NONE:
             raise SettingsError(
                 f"--relay-only ({names.ENV_RELAY_ONLY}) needs a TURN server: use --ice-servers static or kvs"
@@ -147,6 +137,9 @@ class Settings:
         if (region := region_from(env)) is not None:
             values["region"] = region
         values.update({k: v for k, v in overrides.items() if v is not None})
+        voice = VOICES.get(values.get("voice", VOICE_ECHO))
+        if voice is not None:  # an unknown voice is refused by name below
+            values["voice_options"] = voice.read_options(env)
         return cls(**values)
 
 
@@ -162,10 +155,6 @@ VARIABLES: tuple[Variable, ...] = (
     ("audio_timeout_seconds", names.ENV_AUDIO_TIMEOUT_SECONDS, float),
     ("cors_origins", names.ENV_CORS_ORIGINS, split_list),
     ("kvs_channel_arns", names.ENV_KVS_CHANNEL_ARN, split_list),
-    ("model_id", names.ENV_MODEL_ID, str),
-    ("voice_id", names.ENV_VOICE_ID, str),
-    ("system_prompt", names.ENV_SYSTEM_PROMPT, str),
-    ("endpointing", names.ENV_ENDPOINTING, str.upper),
     ("metrics", names.ENV_METRICS, str.lower),
     ("traces", names.ENV_TRACES, str.lower),
     ("static_ice_urls", names.ENV_ICE_SERVER_URLS, split_list),

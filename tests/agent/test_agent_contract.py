@@ -37,6 +37,7 @@ class Reads:
 
 KVS = ((contract.ENV_ICE_SERVERS, contract.ICE_KVS), (contract.ENV_KVS_CHANNEL_ARN, "arn:c"))
 REGION = ((contract.ENV_REGION, "eu-west-1"),)
+NOVA = ((contract.ENV_VOICE, contract.VOICE_NOVA_SONIC), *REGION)
 PROFILE = "us.amazon.nova-2-sonic-v1:0"
 
 VARIABLES = [
@@ -61,10 +62,12 @@ VARIABLES = [
     Reads(contract.ENV_ICE_SERVER_CREDENTIAL, "c", lambda s: s.static_ice_credential, "c"),
     Reads(contract.ENV_REGION, "eu-west-1", lambda s: s.region, "eu-west-1"),
     Reads(contract.ENV_DEFAULT_REGION, "eu-north-1", lambda s: s.region, "eu-north-1"),
-    Reads(contract.ENV_MODEL_ID, PROFILE, lambda s: s.model_id, PROFILE),
-    Reads(contract.ENV_VOICE_ID, "amy", lambda s: s.voice_id, "amy"),
-    Reads(contract.ENV_SYSTEM_PROMPT, "Be brief.", lambda s: s.system_prompt, "Be brief."),
-    Reads(contract.ENV_ENDPOINTING, "LOW", lambda s: s.endpointing, "LOW"),
+    Reads(contract.ENV_MODEL_ID, PROFILE, lambda s: s.voice_options.model_id, PROFILE, NOVA),
+    Reads(contract.ENV_VOICE_ID, "amy", lambda s: s.voice_options.voice_id, "amy", NOVA),
+    Reads(
+        contract.ENV_SYSTEM_PROMPT, "Be brief.", lambda s: s.voice_options.system_prompt, "Be brief.", NOVA
+    ),
+    Reads(contract.ENV_ENDPOINTING, "LOW", lambda s: s.voice_options.endpointing, "LOW", NOVA),
 ]
 
 

@@ -53,11 +53,13 @@ def test_the_container_environment_is_read() -> None:
     assert settings.voice == "nova-sonic" and settings.ice_servers == "kvs" and settings.relay_only
     assert settings.cors_origins == ("https://a.example", "https://b.example")
     assert settings.kvs_channel_arns == ("arn:aws:kinesisvideo:eu-west-1:1:channel/c/1",)
-    assert (settings.region, settings.voice_id, settings.endpointing, settings.metrics) == (
-        "eu-west-1",
+    assert (settings.region, settings.metrics) == ("eu-west-1", "emf")
+    voice = settings.voice_options
+    assert (voice.model_id, voice.voice_id, voice.system_prompt, voice.endpointing) == (
+        "amazon.nova-2-sonic-v1:0",
         "tiffany",
+        "Be brief.",
         "HIGH",
-        "emf",
     )
     assert settings.audio_timeout_seconds == 12.5 and settings.max_calls == 1 and settings.stage == "prod"
 
@@ -80,6 +82,9 @@ def test_flags_override_the_environment() -> None:
     assert settings.port == 9100
 
 
+NOVA = {"VOICE_AGENT_VOICE": "nova-sonic", "AWS_REGION": "us-east-1"}
+
+
 @pytest.mark.parametrize(
     ("env", "named"),
     [
@@ -94,7 +99,9 @@ def test_flags_override_the_environment() -> None:
         ({"VOICE_AGENT_ICE_SERVERS": "kvs", "AWS_REGION": "us-east-1"}, "VOICE_AGENT_KVS_CHANNEL_ARN"),
         ({"VOICE_AGENT_ICE_SERVERS": "kvs", "VOICE_AGENT_KVS_CHANNEL_ARN": "arn:x"}, "AWS_REGION"),
         ({"VOICE_AGENT_RELAY_ONLY": "true"}, "--relay-only"),
-        ({"VOICE_AGENT_ENDPOINTING": "FAST"}, "VOICE_AGENT_ENDPOINTING"),
+        ({"VOICE_AGENT_VOICE": "nova-sonic"}, "AWS_REGION"),
+        ({**NOVA, "VOICE_AGENT_ENDPOINTING": "FAST"}, "VOICE_AGENT_ENDPOINTING"),
+        ({**NOVA, "VOICE_AGENT_VOICE_ID": "hal9000"}, "VOICE_AGENT_VOICE_ID"),
     ],
 )
 def test_bad_settings_name_the_variable(env: dict[str, str], named: str) -> None:

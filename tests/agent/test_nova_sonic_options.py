@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 from voice_agent.contract import VOICE_IDS
-from voice_agent.settings import Settings, SettingsError
+from voice_agent.env import SettingsError
 from voice_agent.voices.nova_sonic import NovaSonicConfig
+from voice_agent.voices.nova_sonic_options import NovaSonicOptions
 
 from cdk.config import StageConfigError, parse_stage
 
@@ -49,18 +50,25 @@ def test_a_stage_takes_exactly_the_voices_the_agent_takes(voice_id: str) -> None
 
 def test_a_stage_that_sets_no_voice_model_or_prompt_deploys_the_agents_defaults() -> None:
     stage = parse_stage("dev", stage_without("voiceId", "modelId", "systemPrompt"))
-    agent = Settings.from_env({})
+    agent = NovaSonicOptions.from_env({})
     voice = NovaSonicConfig(region=stage.region)
-    assert (stage.voice_id, stage.system_prompt) == (agent.voice_id, agent.system_prompt)
-    assert (stage.voice_id, stage.system_prompt) == (voice.voice_id, voice.system_prompt)
-    assert stage.model_id == agent.model_id == voice.model_id
+    assert (stage.model_id, stage.voice_id, stage.system_prompt) == (
+        agent.model_id,
+        agent.voice_id,
+        agent.system_prompt,
+    )
+    assert (voice.model_id, voice.voice_id, voice.system_prompt) == (
+        agent.model_id,
+        agent.voice_id,
+        agent.system_prompt,
+    )
 
 
-def test_the_agent_refuses_an_endpointing_the_model_does_not_have() -> None:
+def test_the_voice_takes_the_three_endpointing_sensitivities_and_no_other() -> None:
     for sensitivity in ("HIGH", "MEDIUM", "LOW"):
-        assert Settings.from_env({"VOICE_AGENT_ENDPOINTING": sensitivity}).endpointing == sensitivity
+        assert NovaSonicOptions.from_env({"VOICE_AGENT_ENDPOINTING": sensitivity}).endpointing == sensitivity
     with pytest.raises(SettingsError, match="VOICE_AGENT_ENDPOINTING"):
-        Settings.from_env({"VOICE_AGENT_ENDPOINTING": "FAST"})
+        NovaSonicOptions.from_env({"VOICE_AGENT_ENDPOINTING": "FAST"})
 
 
 def test_the_options_import_no_sdk_and_no_boto3() -> None:

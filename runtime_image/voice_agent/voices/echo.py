@@ -3,8 +3,16 @@ as a model voice. It needs no AWS account and is what tests and benchmarks measu
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 from voice_agent.audio import AlignedResampler, pcm_frame
+from voice_agent.contract import VOICE_ECHO
 from voice_agent.voices.base import INPUT_SAMPLE_RATE, OUTPUT_SAMPLE_RATE, VoiceOutput, VoiceSession
+
+if TYPE_CHECKING:
+    from voice_agent.metrics import Metrics
+    from voice_agent.tools import Tool
 
 
 class EchoSession:
@@ -27,8 +35,13 @@ class EchoSession:
 
 
 class EchoVoice:
-    name = "echo"
+    name = VOICE_ECHO
     paced_by_caller = True
 
     def open_session(self, *, call_id: str, output: VoiceOutput) -> VoiceSession:
         return EchoSession(output)
+
+
+def create(options: None, *, region: str | None, metrics: Metrics, tools: Sequence[Tool]) -> EchoVoice:
+    """The voice for ``--voice echo`` (the voice registry's factory): it has no settings and no tools."""
+    return EchoVoice()

@@ -16,16 +16,18 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import enum
 import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from .. import contract as metric_names
+from ..contract import ENV_REGION, VOICE_NOVA_SONIC
 from ..errors import describe, new_error_id
 from ..logs import log_event
 from ..metrics import Metrics, NoMetrics
@@ -34,14 +36,7 @@ from . import nova_sonic_events as events
 from .base import INPUT_SAMPLE_RATE, VoiceOutput, error_event, transcript_event
 from .nova_sonic_client import ClientFactory, ModelStream, SdkClientFactory
 from .nova_sonic_history import ConversationHistory
-from .nova_sonic_options import (
-    DEFAULT_ENDPOINTING,
-    DEFAULT_MODEL_ID,
-    DEFAULT_SYSTEM_PROMPT,
-    DEFAULT_VOICE_ID,
-    ENDPOINTING_SENSITIVITIES,
-    VOICE_IDS,
-)
+from .nova_sonic_options import NovaSonicOptions
 
 logger = logging.getLogger(__name__)
 
@@ -53,12 +48,10 @@ SILENCE_FRAME = bytes(int(INPUT_SAMPLE_RATE * FRAME_SECONDS) * 2)
 
 
 @dataclass(frozen=True, kw_only=True)
-class NovaSonicConfig:
+class NovaSonicConfig(NovaSonicOptions):
+    """The deployment's choices (``NovaSonicOptions``), the region, the tools, and how streams are run."""
+
     region: str
-    model_id: str = DEFAULT_MODEL_ID
-    voice_id: str = DEFAULT_VOICE_ID
-    system_prompt: str = DEFAULT_SYSTEM_PROMPT
-    endpointing: str = DEFAULT_ENDPOINTING
     rotate_after_seconds: float = 420.0
     """Open the next stream once the current one is this old and the assistant is quiet."""
     rotate_deadline_seconds: float = 450.0
@@ -87,27 +80,8 @@ class NovaSonicConfig:
 
     def __post_init__(self) -> None:
         if not self.region or not isinstance(self.region, str):
-            raise ValueError("Nova Sonic needs an AWS region (AWS_REGION), for example 'us-east-1'")
-        if not self.model_id:
-            raise ValueError("model_id (VOICE_AGENT_MODEL_ID) must not be empty")
-        voice_id = self.voice_id.strip().lower() if isinstance(self.voice_id, str) else self.voice_id
-        if voice_id not in VOICE_IDS:
-            raise ValueError(
-                f"voice_id {self.voice_id!r} (VOICE_AGENT_VOICE_ID) is not a Nova 2 Sonic voice; "
-                f"choose one of: {', '.join(VOICE_IDS)}"
-            )
-        object.__setattr__(self, "voice_id", voice_id)
-        endpointing = (
-            self.endpointing.strip().upper() if isinstance(self.endpointing, str) else self.endpointing
-        )
-        if endpointing not in ENDPOINTING_SENSITIVITIES:
-            raise ValueError(
-                f"endpointing {self.endpointing!r} (VOICE_AGENT_ENDPOINTING) must be one of "
-                f"{', '.join(ENDPOINTING_SENSITIVITIES)}"
-            )
-        object.__setattr__(self, "endpointing", endpointing)
-        if not self.system_prompt or not self.system_prompt.strip():
-            raise ValueError("system_prompt (VOICE_AGENT_SYSTEM_PROMPT) must not be empty")
+            raise ValueError(f"Nova Sonic needs an AWS region ({ENV_REGION}), for example 'us-east-1'")
+        super().__post_init__()
         if not 0 < self.rotate_after_seconds <= self.rotate_deadline_seconds < MODEL_CONNECTION_LIMIT_SECONDS:
             raise ValueError(
                 "rotation needs 0 < rotate_after_seconds <= rotate_deadline_seconds < 480 "
@@ -119,7 +93,7 @@ class NovaSonicConfig:
 
 
 class NovaSonicVoice:
-    name = "nova-sonic"
+    name = VOICE_NOVA_SONIC
     paced_by_caller = False
 
     def __init__(self, config: NovaSonicConfig, *, metrics: Metrics | None = None):
@@ -128,6 +102,14 @@ class NovaSonicVoice:
 
     def open_session(self, *, call_id: str, output: VoiceOutput) -> NovaSonicSession:
         return NovaSonicSession(config=self.config, call_id=call_id, output=output, metrics=self._metrics)
+
+
+def create(
+    options: NovaSonicOptions, *, region: str | None, metrics: Metrics, tools: Sequence[Tool]
+) -> NovaSonicVoice:
+    """The voice for ``--voice nova-sonic`` (the voice registry's factory)."""
+    config = NovaSonicConfig(region=region or "", tools=tuple(tools), **dataclasses.asdict(options))
+    return NovaSonicVoice(config, metrics=metrics)
 
 
 class _Mode(enum.Enum):
