@@ -1,4 +1,5 @@
-"""Live calls: each owns its peer connection, resampler, output track, voice session and tasks.
+"""Live calls: each owns its peer connection, receive path, output track, voice session and tasks, and
+reports through its ``CallTelemetry`` (spans, live seconds, the ``call_ended`` line and call record).
 
 A call ends, and releases everything it owns, on ``disconnect``, on connection failure or close,
 when the caller's track ends, when no audio arrives for ``audio_timeout`` seconds, and at shutdown.
@@ -21,13 +22,13 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcconfiguration import RTCIceTransportPolicy
 from aiortc.sdp import candidate_from_sdp
 from opentelemetry import trace
-from opentelemetry.trace import Status, StatusCode
 
 from voice_agent.audio import PacedOutputTrack
+from voice_agent.call_telemetry import CallTelemetry, record_refused_offer
 from voice_agent.errors import CallError
 from voice_agent.ice import IceServer, aiortc_ice_servers
 from voice_agent.logs import log_event
-from voice_agent.metrics import LIVE_REPORT_SECONDS, CallRecord, Metrics, NoMetrics
+from voice_agent.metrics import Metrics, NoMetrics
 from voice_agent.opus import OpusSettings
 from voice_agent.receive import ReceivePath
 from voice_agent.reclaim import Reclaimer
@@ -114,21 +115,17 @@ class Call:
         self.lock = asyncio.Lock()
         self._audio_timeout = audio_timeout
         self._on_ended = on_ended
-        self._metrics: Metrics = metrics if metrics is not None else NoMetrics()
-        self._tracer = tracer if tracer is not None else trace.NoOpTracer()
-        self._started_at = offer_received_at if offer_received_at is not None else time.monotonic()
-        self._live_reported_at = self._started_at
-        self._connected_at: float | None = None
-        self._barge_ins = 0
+        self._telemetry = CallTelemetry(
+            call_id=call_id,
+            metrics=metrics if metrics is not None else NoMetrics(),
+            tracer=tracer if tracer is not None else trace.NoOpTracer(),
+            logger=logger,
+            started_at=offer_received_at if offer_received_at is not None else time.monotonic(),
+            attributes={"call.relay_only": relay_only},
+        )
         #: Calls refused for bad input (4xx) are not calls: they stay out of the call metrics.
         self.counted = True
-        # The whole call, parented to the current (offer request's) span; phases are its children.
-        self._span = self._tracer.start_span(
-            "call", attributes={"call.id": call_id, "call.relay_only": relay_only}
-        )
-        self._span_context = trace.set_span_in_context(self._span)
-        self._ice_span: trace.Span | None = None
-        self._last_audio_at = self._started_at
+        self._last_audio_at = self._telemetry.started_at
         self._input_frames = 0
         self._voice_input_bytes = 0
         self._remote_track: MediaStreamTrack | None = None
@@ -169,8 +166,7 @@ class Call:
 
     def _discard_half_made(self, pc: RTCPeerConnection | None, error: BaseException) -> None:
         """End the span and close the peer connection of a call whose construction failed."""
-        self._span.set_status(Status(StatusCode.ERROR, f"call setup failed: {type(error).__name__}"))
-        self._span.end()
+        self._telemetry.setup_failed(error)
         output: PacedOutputTrack | None = getattr(self, "output", None)
         if output is not None:
             output.close_encoder()
@@ -189,7 +185,7 @@ class Call:
         self.output.write(pcm)
 
     def clear(self) -> None:
-        self._barge_ins += 1
+        self._telemetry.barge_in()
         self.output.clear()
         self.send_event(state_event("interrupted"))
 
@@ -214,7 +210,7 @@ class Call:
         if self._remote_track is None:
             raise CallError(400, "invalid_sdp", "the offer has no audio track the agent can receive")
         self.pc.addTrack(self.output)
-        with self._tracer.start_as_current_span("call.negotiate", context=self._span_context):
+        with self._telemetry.negotiating():
             # Start the voice (a model stream) while ICE candidates are gathered.
             results = await asyncio.gather(
                 asyncio.wait_for(self._live_session().start(), VOICE_START_TIMEOUT),
@@ -240,10 +236,9 @@ class Call:
         self._spawn(self._pump_input(), "input")
         self._spawn(self._await_track_end(), "track_end")
         self._spawn(self._watch_audio(), "audio_watchdog")
-        if self._metrics.enabled:
-            self._spawn(self._report_live(), "live_metrics")
-        if self._connected_at is None:
-            self._ice_span = self._tracer.start_span("call.ice_connect", context=self._span_context)
+        if self._telemetry.reports_live:
+            self._spawn(self._telemetry.report_live(), "live_metrics")
+        self._telemetry.answered()
         return keep_relay_candidates(answer_sdp) if self.relay_only else answer_sdp
 
     async def _create_answer(self) -> str:
@@ -292,9 +287,8 @@ class Call:
 
     def _on_connection_state(self) -> None:
         state = self.pc.connectionState
-        if state == "connected" and self._connected_at is None:
-            self._connected_at = time.monotonic()
-            self._end_ice_span(ok=True)
+        if state == "connected":
+            self._telemetry.media_connected()
         if state in ("failed", "closed"):
             self.end_soon(f"connection_{state}")
 
@@ -333,22 +327,6 @@ class Call:
                 self.end_soon("audio_timeout")
                 return
             await asyncio.sleep(remaining)
-
-    async def _report_live(self) -> None:
-        """Each live call reports its seconds once a minute: live calls = Sum / period."""
-        while True:
-            await asyncio.sleep(LIVE_REPORT_SECONDS)
-            now = time.monotonic()
-            self._metrics.call_live(now - self._live_reported_at)
-            self._live_reported_at = now
-
-    def _end_ice_span(self, *, ok: bool, reason: str | None = None) -> None:
-        span, self._ice_span = self._ice_span, None
-        if span is None:
-            return
-        if not ok:
-            span.set_status(Status(StatusCode.ERROR, reason))
-        span.end()
 
     def _spawn(self, coroutine: Awaitable[None], name: str) -> None:
         task = asyncio.ensure_future(coroutine)
@@ -428,44 +406,21 @@ class Call:
         self._receive.close()
         self.output.close_encoder()
         self._release()
-        now = time.monotonic()
-        duration = now - self._started_at
-        connected = self._connected_at is not None
-        log_event(
-            logger,
-            "call_ended",
-            call_id=self.id,
-            reason=reason,
-            duration_s=round(duration, 3),
-            input_frames=self._input_frames,
-            voice_input_bytes=self._voice_input_bytes,
-            output_frames=self.output.frames_sent,
-            output_audio_frames=self.output.audio_frames_sent,
-            output_underruns=self.output.underruns,
-            output_dtx_frames=self.output.dtx_frames,
-            input_dropped=self._input_dropped,
-            input=self._receive.stats,
-            barge_ins=self._barge_ins,
-            connected=connected,
+        self._telemetry.ended(
+            reason,
+            counted=self.counted,
+            underruns=self.output.underruns,
+            media={
+                "input_frames": self._input_frames,
+                "voice_input_bytes": self._voice_input_bytes,
+                "output_frames": self.output.frames_sent,
+                "output_audio_frames": self.output.audio_frames_sent,
+                "output_underruns": self.output.underruns,
+                "output_dtx_frames": self.output.dtx_frames,
+                "input_dropped": self._input_dropped,
+                "input": self._receive.stats,
+            },
         )
-        if self.counted and self._metrics.enabled:
-            self._metrics.call_ended(
-                CallRecord(
-                    reason=reason,
-                    connected=connected,
-                    connect_ms=(self._connected_at - self._started_at) * 1000 if connected else None,
-                    duration_s=duration,
-                    unreported_live_s=now - self._live_reported_at,
-                    underruns=self.output.underruns,
-                    barge_ins=self._barge_ins,
-                )
-            )
-        self._end_ice_span(ok=False, reason=f"ended before connecting: {reason}")
-        self._span.set_attribute("call.end_reason", reason)
-        self._span.set_attribute("call.connected", connected)
-        if not connected:
-            self._span.set_status(Status(StatusCode.ERROR, f"never connected: {reason}"))
-        self._span.end()
 
 
 class CallRegistry:
@@ -517,7 +472,7 @@ class CallRegistry:
         """Create a call from an offer and return it with its answer. A failure leaves nothing behind."""
         offer_received_at = time.monotonic()
         if len(self._calls) + self._pending >= self._max_calls:
-            self._refused_before_call("at_capacity", offer_received_at)
+            record_refused_offer(self._metrics, "at_capacity", offer_received_at=offer_received_at)
             raise CallError(
                 503, "at_capacity", f"the agent is at its limit of {self._max_calls} concurrent calls"
             )
@@ -564,7 +519,7 @@ class CallRegistry:
                 call.counted = not bad_input
                 await call.close(f"offer_{code}")
             elif not bad_input:
-                self._refused_before_call(code, offer_received_at)
+                record_refused_offer(self._metrics, code, offer_received_at=offer_received_at)
             raise
         finally:
             self._pending -= 1
@@ -576,22 +531,6 @@ class CallRegistry:
     async def close_all(self) -> None:
         calls = list(self._calls.values())
         await asyncio.gather(*(call.close("shutdown") for call in calls), return_exceptions=True)
-
-    def _refused_before_call(self, code: str, offer_received_at: float) -> None:
-        """An offer that failed before a call existed (capacity, TURN credentials) still counts."""
-        if not self._metrics.enabled:
-            return
-        self._metrics.call_ended(
-            CallRecord(
-                reason=f"offer_{code}",
-                connected=False,
-                connect_ms=None,
-                duration_s=time.monotonic() - offer_received_at,
-                unreported_live_s=0.0,
-                underruns=0,
-                barge_ins=0,
-            )
-        )
 
     def _forget(self, call: Call) -> None:
         self._calls.pop(call.id, None)

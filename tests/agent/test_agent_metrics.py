@@ -221,7 +221,7 @@ async def test_bad_input_is_not_a_call_and_writes_no_record() -> None:
 
 
 async def test_a_live_call_reports_its_seconds_while_it_lasts(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("voice_agent.calls.LIVE_REPORT_SECONDS", 0.3)
+    monkeypatch.setattr("voice_agent.call_telemetry.LIVE_REPORT_SECONDS", 0.3)
     stream = io.StringIO()
     app = create_app(Settings(stage="inproc"), metrics=EmfMetrics(stage="inproc", stream=stream))
     async with serve_app(app) as url:
