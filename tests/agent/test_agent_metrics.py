@@ -1,4 +1,4 @@
-"""Issue 6, item 1: CloudWatch EMF metrics from real calls, the Nova Sonic voice and the KVS provider.
+"""CloudWatch EMF metrics from real calls, the Nova Sonic voice and the KVS provider.
 
 A real echo call runs against the agent process (``--metrics emf``) and its stdout is parsed as
 CloudWatch would parse it; the voice's stream events come from the scripted Nova Sonic fakes, the KVS

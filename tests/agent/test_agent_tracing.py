@@ -1,4 +1,4 @@
-"""Issue 6, item 2: OpenTelemetry spans for every signaling action and each call's phases.
+"""OpenTelemetry spans for every signaling action and each call's phases.
 
 A real local call (echo voice, real aiortc peers) against the app built with a tracer provider whose
 exporter keeps spans in memory; the provider is injected, no global OpenTelemetry state is touched.
