@@ -132,3 +132,23 @@ VOICE_GIVE_UPS = "VoiceGiveUps"
 KVS_CREDENTIAL_FETCHES = "KvsCredentialFetches"
 KVS_CREDENTIAL_CACHE_HITS = "KvsCredentialCacheHits"
 KVS_THROTTLES = "KvsThrottles"
+
+#: Every metric the agent writes, for whoever charts or alarms on them all.
+METRIC_NAMES: tuple[str, ...] = (
+    CALLS_STARTED,
+    CALLS_ENDED,
+    CALLS_FAILED_TO_CONNECT,
+    CONNECT_TIME,
+    CALL_DURATION,
+    OUTPUT_UNDERRUNS,
+    BARGE_INS,
+    LIVE_CALL_SECONDS,
+    VOICE_STREAMS_OPENED,
+    VOICE_STREAM_ERRORS,
+    VOICE_RECONNECTS,
+    VOICE_ROTATIONS,
+    VOICE_GIVE_UPS,
+    KVS_CREDENTIAL_FETCHES,
+    KVS_CREDENTIAL_CACHE_HITS,
+    KVS_THROTTLES,
+)

@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import IO, Protocol
 
+from voice_agent import contract
 from voice_agent.contract import (
     BARGE_INS,
     CALL_DURATION,
@@ -30,15 +31,12 @@ from voice_agent.contract import (
     CALLS_FAILED_TO_CONNECT,
     CALLS_STARTED,
     CONNECT_TIME,
-    END_REASON_DIMENSION,
     KVS_CREDENTIAL_CACHE_HITS,
     KVS_CREDENTIAL_FETCHES,
     KVS_THROTTLES,
     LIVE_CALL_SECONDS,
-    METRICS_EMF,
     NAMESPACE,
     OUTPUT_UNDERRUNS,
-    STAGE_DIMENSION,
     VOICE_GIVE_UPS,
     VOICE_RECONNECTS,
     VOICE_ROTATIONS,
@@ -46,7 +44,8 @@ from voice_agent.contract import (
     VOICE_STREAMS_OPENED,
 )
 
-# The metric names and namespace are the contract's; the CDK app imports them from this module too.
+# The metric names and namespace are the contract's; the CDK app imports them from this module too, and
+# its dashboard test reads every upper-case string here as a metric name.
 __all__ = [
     "BARGE_INS",
     "CALLS_ENDED",
@@ -141,7 +140,7 @@ class EmfMetrics:
         }
         if record.connect_ms is not None:
             values[CONNECT_TIME] = (round(record.connect_ms, 1), MILLISECONDS)
-        self._write({END_REASON_DIMENSION: record.reason}, values)
+        self._write({contract.END_REASON_DIMENSION: record.reason}, values)
 
     def call_live(self, seconds: float) -> None:
         self._write({}, {LIVE_CALL_SECONDS: (round(seconds, 3), SECONDS)})
@@ -150,9 +149,9 @@ class EmfMetrics:
         self._write({}, {name: (value, COUNT)})
 
     def _write(self, extra_dimensions: dict[str, str], values: dict[str, tuple[float, str]]) -> None:
-        dimension_sets = [[STAGE_DIMENSION]]
+        dimension_sets = [[contract.STAGE_DIMENSION]]
         if extra_dimensions:
-            dimension_sets.append([STAGE_DIMENSION, *extra_dimensions])
+            dimension_sets.append([contract.STAGE_DIMENSION, *extra_dimensions])
         document = {
             "_aws": {
                 "Timestamp": int(time.time() * 1000),
@@ -164,7 +163,7 @@ class EmfMetrics:
                     }
                 ],
             },
-            STAGE_DIMENSION: self._stage,
+            contract.STAGE_DIMENSION: self._stage,
             **extra_dimensions,
             **{name: value for name, (value, _) in values.items()},
         }
@@ -174,4 +173,4 @@ class EmfMetrics:
 
 
 def create_metrics(mode: str, *, stage: str, stream: IO[str] | None = None) -> Metrics:
-    return EmfMetrics(stage=stage, stream=stream) if mode == METRICS_EMF else NoMetrics()
+    return EmfMetrics(stage=stage, stream=stream) if mode == contract.METRICS_EMF else NoMetrics()

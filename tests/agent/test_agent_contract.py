@@ -117,6 +117,7 @@ def test_metric_lines_carry_the_contracts_namespace_dimensions_and_names() -> No
         contract.LIVE_CALL_SECONDS,
     }
     assert event[contract.VOICE_ROTATIONS] == 1
+    assert {m["Name"] for m in directive["Metrics"]} <= set(contract.METRIC_NAMES)
 
 
 class SessionRecordingIce:
