@@ -236,6 +236,8 @@ class Call:
         if payload_type is None:
             raise CallError(400, "invalid_sdp", "the offer has no Opus audio (the agent speaks Opus only)")
         self._receive.payload_type = payload_type
+        receiver = next(t.receiver for t in self.pc.getTransceivers() if t.kind == "audio")
+        self._receive.send_nack = getattr(receiver, "_send_rtcp_nack", None)
         answer_sdp = with_opus_parameters(answer_sdp, payload_type, self._opus.answer_parameters())
         self._spawn(self._pump_input(), "input")
         self._spawn(self._await_track_end(), "track_end")
