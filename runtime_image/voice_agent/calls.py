@@ -31,7 +31,7 @@ from voice_agent.metrics import LIVE_REPORT_SECONDS, CallRecord, Metrics, NoMetr
 from voice_agent.opus import OpusSettings
 from voice_agent.receive import ReceivePath
 from voice_agent.reclaim import Reclaimer
-from voice_agent.sdp import keep_relay_candidates, opus_payload_type, with_opus_parameters
+from voice_agent.sdp import keep_relay_candidates, offers_fec, opus_payload_type, with_opus_parameters
 from voice_agent.voices.base import OUTPUT_SAMPLE_RATE, Voice, VoiceSession, state_event
 
 logger = logging.getLogger(__name__)
@@ -236,8 +236,11 @@ class Call:
         if payload_type is None:
             raise CallError(400, "invalid_sdp", "the offer has no Opus audio (the agent speaks Opus only)")
         self._receive.payload_type = payload_type
-        receiver = next(t.receiver for t in self.pc.getTransceivers() if t.kind == "audio")
-        self._receive.send_nack = getattr(receiver, "_send_rtcp_nack", None)
+        if not offers_fec(offer_sdp, payload_type):
+            # A sender without FEC (aiortc-based clients keep a history): ask it for lost packets again.
+            # A browser sends FEC once our receiver reports show loss; retransmissions would hide that loss.
+            receiver = next(t.receiver for t in self.pc.getTransceivers() if t.kind == "audio")
+            self._receive.send_nack = getattr(receiver, "_send_rtcp_nack", None)
         answer_sdp = with_opus_parameters(answer_sdp, payload_type, self._opus.answer_parameters())
         self._spawn(self._pump_input(), "input")
         self._spawn(self._await_track_end(), "track_end")

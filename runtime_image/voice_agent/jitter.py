@@ -71,9 +71,10 @@ class PlayoutSettings:
     """Packets (2 s at 20 ms) over which the jitter percentile is taken."""
     base_window: float = 4.0
     """Seconds over which the fastest transit is tracked (longer follows clock drift more slowly)."""
-    hysteresis: float = 0.010
-    """The delay may wander this far from its target before it is corrected."""
-    force_drop_above: float = 0.040
+    hysteresis: float = 0.020
+    """The delay may sit this far above its target before it is brought down (one frame: a step of
+    the correction), and never below it, so the packets the target is there for are in time."""
+    force_drop_above: float = 0.060
     """Further above target than this, frames are dropped whether or not they are quiet."""
     max_gap_frames: int = 50
     max_conceal_frames: int = 25
@@ -253,9 +254,8 @@ class PlayoutBuffer:
         target = self._jitter_level + frame
         recent = [delay for at, delay in self._recoveries if at >= self._last_arrival - 5.0]
         if recent:
-            # Retransmissions arrive: wait for most of them, if they are quick enough to be worth it
-            # (the delay may sit a hysteresis below its target, so the wait includes it).
-            wait = _percentile(recent, 90.0) + settings.nack_margin + settings.hysteresis
+            # Retransmissions arrive: wait for most of them, if they are quick enough to be worth it.
+            wait = _percentile(recent, 90.0) + settings.nack_margin
             if wait <= settings.max_nack_delay:
                 target = max(target, wait)
         return min(max(target, settings.min_delay), settings.max_delay)
@@ -299,7 +299,7 @@ class PlayoutBuffer:
             return None
         delay = self.delay
         frame = self._ticks / RTP_CLOCK
-        if delay is not None and delay < self._target - self.settings.hysteresis:
+        if delay is not None and delay < self._target - 0.001:
             # Packets are coming later than the delay allows: conceal once and keep the position.
             self.stats.inserted += 1
             self.stats.concealed += 1

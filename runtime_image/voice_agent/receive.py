@@ -122,6 +122,7 @@ class AdaptiveJitterBuffer:
         self._closed = False
         self._ticks_per_sample = RTP_CLOCK // INPUT_RATE
         self._ssrc: int | None = None
+        self._fec_packets = 0
         self._nacks: set[asyncio.Future[None]] = set()
         self._nack_failures = 0
 
@@ -143,6 +144,8 @@ class AdaptiveJitterBuffer:
         assert self._loop is not None
         self._ssrc = packet.ssrc
         ticks = self._decoder.samples_in(payload) * self._ticks_per_sample
+        if has_fec(payload):
+            self._fec_packets += 1  # the caller sends in-band FEC (a browser that saw our loss reports)
         now = self._loop.time()
         self._playout.push(packet.sequence_number, packet.timestamp, payload, ticks, now)
         self._ask_again(now)
@@ -221,6 +224,7 @@ class AdaptiveJitterBuffer:
         report["ignored"] = self._ignored
         report["corrupt"] = self._corrupt
         report["nack_failures"] = self._nack_failures
+        report["fec_packets"] = self._fec_packets
         return report
 
     def close(self) -> None:
