@@ -44,7 +44,9 @@ class OpusSettings:
     """The agent's Opus, both ways: what it encodes for the caller and what it asks the caller for."""
 
     bitrate: int = 32_000
-    complexity: int = 5
+    complexity: int = 2
+    """The cheapest complexity within 0.25 dB (log-spectral distance) of the best on voice, measured
+    by ``python -m bench.codec``: below 2 libopus drops features and the distance triples."""
     fec: bool = True
     expected_loss: int = 10
     """Percent of packets the encoder's FEC is sized for."""
@@ -171,7 +173,7 @@ class OpusEncoder:
         *,
         sample_rate: int = 24_000,
         bitrate: int = 32_000,
-        complexity: int = 5,
+        complexity: int = 2,
         fec: bool = True,
         expected_loss: int = 10,
         max_bandwidth: str = "superwideband",
