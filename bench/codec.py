@@ -14,7 +14,7 @@ import sys
 import time
 
 import numpy as np
-from voice_agent.opus import OpusDecoder, OpusEncoder, OpusSettings
+from voice_agent.opus import OpusDecoder, OpusSettings
 
 RATE = 24_000
 FRAME = 480
@@ -64,7 +64,9 @@ def measure(complexity: int, source: np.ndarray) -> tuple[float, float, float]:
     decoded = np.frombuffer(b"".join(decoder.decode(p) for p in packets), dtype=np.int16)
     decoder.close()
     # The decoder's output lags the input by the codec's look-ahead: align before comparing.
-    lag = int(np.argmax(np.correlate(decoded[:4800].astype(float), source[:4800].astype(float), "full"))) - 4799
+    lag = (
+        int(np.argmax(np.correlate(decoded[:4800].astype(float), source[:4800].astype(float), "full"))) - 4799
+    )
     aligned = decoded[lag:] if lag > 0 else decoded
     size = min(len(aligned), len(source))
     kbps = sum(len(p) for p in packets) * 8 / (len(frames) * 0.02) / 1000
