@@ -64,7 +64,7 @@ class Settings:
     static_ice_credential: str | None = field(default=None, repr=False)
     max_body_bytes: int = 256 * 1024
     opus_bitrate: int = 32_000
-    opus_complexity: int = 2
+    opus_complexity: int = 5
     opus_fec: bool = True
     opus_expected_loss: int = 10
 
