@@ -17,7 +17,8 @@ per packet duration, whatever the network does:
 - **Lost packets are asked for again.** A gap in the sequence numbers, or a packet that is overdue by
   more than the jitter allows, is requested once (``take_requests``: the receive path sends an RTCP
   NACK). Senders that keep a history, aiortc's among them, send it again; once retransmissions are
-  seen to arrive, the delay makes room for them (their 90th percentile, up to ``max_nack_delay``).
+  seen to arrive, the delay makes room for them (their 90th percentile), when that costs at most
+  ``max_nack_extra`` over what the jitter asks for.
   Browsers do not retransmit audio: for them nothing comes back and the delay stays as it is.
 - **Long gaps.** After ``max_conceal_frames`` concealed in a row (the caller went away, the network
   died) playout pauses until packets come back; a jump of more than ``max_gap_frames`` packets
@@ -82,6 +83,9 @@ class PlayoutSettings:
     """Ask for lost packets again (RTCP NACK)."""
     max_nack_delay: float = 0.150
     """A retransmission that takes longer than this is not waited for."""
+    max_nack_extra: float = 0.030
+    """Nor one that would add more than this to the delay the jitter alone asks for: a round trip
+    costs delay on every frame, and 30 ms is what a caller may lose to a lossy network."""
     nack_margin: float = 0.005
     max_nack_batch: int = 16
 
@@ -256,7 +260,7 @@ class PlayoutBuffer:
         if recent:
             # Retransmissions arrive: wait for most of them, if they are quick enough to be worth it.
             wait = _percentile(recent, 90.0) + settings.nack_margin
-            if wait <= settings.max_nack_delay:
+            if wait <= settings.max_nack_delay and wait - target <= settings.max_nack_extra:
                 target = max(target, wait)
         return min(max(target, settings.min_delay), settings.max_delay)
 

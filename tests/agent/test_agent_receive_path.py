@@ -115,10 +115,10 @@ async def test_with_loss_and_jitter_towards_the_agent_every_burst_comes_back_on_
         relay_agent, turn_server, Impairment(loss=0.08, delay=0.02, jitter=0.03), samples
     )
     stats = ended["input"]
-    # The caller (aiortc) sends no FEC but keeps a history: lost packets were asked for again (NACK)
-    # and came back, and those that did not were concealed on the agent's clock. Nothing stalled.
+    # The caller (aiortc) sends no FEC but keeps a history: lost packets were asked for again (NACK),
+    # and those not back in time were concealed on the agent's clock. Nothing stalled.
     assert stats["requested"] >= 10
-    assert stats["retransmitted"] >= stats["requested"] // 2
+    assert stats["retransmitted"] + stats["late"] >= stats["requested"] // 2  # aiortc answered
     assert stats["played"] + stats["concealed"] + stats["recovered"] >= ended["input_frames"]
     onsets = signals.find_onsets(received)
     assert len(onsets) == 6, f"heard {len(onsets)} of 6 bursts"

@@ -360,7 +360,8 @@ def test_each_packet_is_asked_for_once() -> None:
 
 def test_retransmissions_that_come_back_are_played_and_the_delay_makes_room_for_them() -> None:
     lost = set(range(30, 600, 20))  # 5%
-    buffer, played = run(network(600, lost=lost), retransmit_after=0.045)
+    settings = PlayoutSettings(max_nack_extra=0.060)
+    buffer, played = run(network(600, lost=lost), retransmit_after=0.045, settings=settings)
     # The first few come too late; once the buffer has seen them arrive it waits long enough.
     assert buffer.stats.retransmitted >= len(lost) - 6
     later = [p for p in played if p.seq in lost and p.seq > 200]
@@ -380,3 +381,16 @@ def test_retransmissions_slower_than_the_limit_are_not_waited_for() -> None:
     lost = set(range(30, 600, 20))
     buffer, _ = run(network(600, lost=lost), retransmit_after=0.5)
     assert buffer.target_delay < 0.1
+
+
+def test_retransmissions_are_not_waited_for_when_that_costs_more_than_the_extra_allowed() -> None:
+    lost = set(range(30, 600, 20))
+    buffer, _ = run(network(600, lost=lost), retransmit_after=0.045)  # 65 ms: 45 more than the jitter's 20
+    assert buffer.target_delay <= PlayoutSettings().min_delay + PlayoutSettings().max_nack_extra
+
+
+def test_quick_retransmissions_are_waited_for_within_the_extra_allowed() -> None:
+    lost = set(range(30, 600, 20))
+    buffer, played = run(network(600, lost=lost), retransmit_after=0.010)
+    assert buffer.stats.retransmitted >= len(lost) - 6
+    assert buffer.target_delay <= PlayoutSettings().min_delay + PlayoutSettings().max_nack_extra
