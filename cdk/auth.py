@@ -1,5 +1,6 @@
 """Sign-in: a Cognito user pool with managed login, and an identity pool whose signed-in users may invoke
-this runtime and nothing else. No self sign-up, no unauthenticated identities."""
+this runtime (over HTTP and over its WebSocket contract) and nothing else. No self sign-up, no
+unauthenticated identities."""
 
 from collections.abc import Sequence
 
@@ -89,7 +90,15 @@ class SignIn(Construct):
                 ]
             ),
         )
-        runtime.grant_invoke(self.identity_pool.authenticated_role)
+        # The page calls over the WebSocket contract when WebRTC cannot connect. That is its own action, and
+        # aws-cdk-lib's grantInvoke has been reported (aws/aws-cdk#37495) to leave it out.
+        runtime.grant_invoke(
+            self.identity_pool.authenticated_role,
+            actions=(
+                "bedrock-agentcore:InvokeAgentRuntime",
+                "bedrock-agentcore:InvokeAgentRuntimeWithWebSocketStream",
+            ),
+        )
 
     @property
     def managed_login_url(self) -> str:
