@@ -18,18 +18,35 @@ from typing import Any
 
 import pytest
 from web_agentcore_standin import PREFLIGHT_MODES, Preflights, StandinBehaviour, StandinServer
-from web_page_probes import record_invocations
+from web_page_probes import record_invocations, wait_for_state
 from web_site import WebSite
-from web_support import RESULTS, TEST_CREDENTIALS, TEST_REGION, TEST_RUNTIME_ARN, WEB_CLIENT
+from web_support import RESULTS, TEST_CREDENTIALS, TEST_REGION, TEST_RUNTIME_ARN, WEB_CLIENT, load_local_up
 
 from tests.support.agent_process import AgentProcess
 from tests.support.turn import TurnServer
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+local_up = load_local_up()
 
-# Records every RTCPeerConnection and the "events" channel, every text the call state shows, and every
-# CSP violation, before the app runs.
+# Records every RTCPeerConnection and the "events" channel, every WebSocket and the audio it received, every
+# text the call state shows, and every CSP violation, before the app runs.
 PAGE_INSTRUMENTATION = """
+window.__sockets = [];
+const NativeWebSocket = window.WebSocket;
+window.WebSocket = class extends NativeWebSocket {
+  constructor(...args) {
+    super(...args);
+    window.__sockets.push(this);
+    this.__audio = { frames: 0, peak: 0 };
+    // Registered before the app's onmessage, which hands the buffer on to the playback worklet.
+    this.addEventListener("message", (e) => {
+      if (!(e.data instanceof ArrayBuffer)) return;
+      const samples = new Int16Array(e.data);
+      this.__audio.frames++;
+      for (const v of samples) this.__audio.peak = Math.max(this.__audio.peak, Math.abs(v));
+    });
+  }
+};
 window.__pcs = [];
 window.__channels = [];
 window.__cspViolations = [];
@@ -179,6 +196,16 @@ def open_page(
     yield open_
     for context in contexts:
         context.close()
+
+
+@pytest.fixture
+def local_page(open_page: Callable[..., Any], local_site: WebSite, echo_agent: str) -> Any:
+    """The client served as `make up` serves it: local config.json and the local CSP header, ready."""
+    local_site.config = local_up.local_config(echo_agent)
+    local_site.headers = {"Content-Security-Policy": local_up.local_content_security_policy(echo_agent)}
+    page = open_page(local_site.url)
+    wait_for_state(page, "ready")
+    return page
 
 
 @pytest.fixture(scope="session")
