@@ -179,6 +179,7 @@ def test_when_webrtc_cannot_connect_the_page_calls_over_a_presigned_websocket(
 
     log = state_log(page)
     assert "Connecting… (attempt 2 of 2)" in log and "WebRTC could not connect. Trying WebSocket…" in log
+    assert "Connecting over WebSocket…" in log
     assert page.get_attribute("#call-state", "data-route") == "websocket"
     (upgrade,) = agentcore_standin.behaviour.upgrades
     assert upgrade.problems == []  # botocore recomputed the SDK's presigned signature

@@ -246,7 +246,8 @@ class App {
       return;
     }
     this.meter.start(microphone, (level) => (ui.level.value = level));
-    this.setMuted(ui.mute.getAttribute("aria-pressed") === "true");
+    const muted = ui.mute.getAttribute("aria-pressed") === "true";
+    for (const track of microphone.getAudioTracks()) track.enabled = !muted; // as the caller left it
     await this.wsCall!.connect(microphone);
   }
 
@@ -287,9 +288,11 @@ class App {
         showState("warming_up", "Warming up the agent…");
         break;
       case "connecting":
-        showState("connecting", phase.attempt === 1
-          ? "Connecting…"
-          : `Connecting… (attempt ${phase.attempt} of ${phase.maxAttempts})`);
+        showState("connecting", this.active === "websocket"
+          ? "Connecting over WebSocket…"
+          : phase.attempt === 1
+            ? "Connecting…"
+            : `Connecting… (attempt ${phase.attempt} of ${phase.maxAttempts})`);
         ui.state.dataset.attempt = String(phase.attempt);
         break;
       case "connected":
