@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 from agent_calls import AUDIO_TIMEOUT_SECONDS, ended_calls, wait_for_status
+from agent_inprocess import RecordingVoice, serve_in_process
 from test_agent_metrics import CALL_RECORD_UNITS, emf_documents, metrics_of
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -62,8 +63,15 @@ async def listen(socket: ClientConnection, heard: Heard) -> None:
 @asynccontextmanager
 async def ws_call(agent: AgentProcess, **headers: str) -> AsyncIterator[tuple[ClientConnection, Heard]]:
     """An open socket whose incoming frames are collected into ``Heard`` until it closes."""
+    async with ws_call_at(agent.url, **headers) as call:
+        yield call
+
+
+@asynccontextmanager
+async def ws_call_at(url: str, **headers: str) -> AsyncIterator[tuple[ClientConnection, Heard]]:
     heard = Heard()
-    async with connect(ws_url(agent), additional_headers=headers or None) as socket:
+    websocket_url = url.replace("http://", "ws://") + "/ws"
+    async with connect(websocket_url, additional_headers=headers or None) as socket:
         listener = asyncio.ensure_future(listen(socket, heard))
         try:
             yield socket, heard
@@ -294,3 +302,64 @@ async def test_stopping_the_agent_ends_a_socket_call_as_a_shutdown() -> None:
         assert call_ended(agent, "shutdown") is not None, ended_calls(agent)
     finally:
         agent.stop()
+
+
+# --- voices that are not the echo (the app served in this process) --------------------------------------
+
+
+class BurstSession:
+    """Answers the caller's first audio with one second of tone at once, as a model sends speech in bursts."""
+
+    def __init__(self, output: Any) -> None:
+        self.output = output
+        self.answered = False
+
+    async def start(self) -> None:
+        pass
+
+    async def send_audio(self, pcm: bytes) -> None:
+        if not self.answered:
+            self.answered = True
+            self.output.play(signals.tone(440.0, 1.0, rate=OUTPUT_RATE).astype("<i2").tobytes())
+
+    async def close(self) -> None:
+        pass
+
+
+class BargeInSession(BurstSession):
+    async def send_audio(self, pcm: bytes) -> None:
+        self.output.clear()  # the caller spoke over the agent
+
+
+class BrokenSession(BurstSession):
+    async def start(self) -> None:
+        raise RuntimeError("arn:aws:bedrock:us-east-1:123456789012 AccessDenied")
+
+
+async def test_a_burst_from_the_voice_reaches_the_caller_in_real_time() -> None:
+    async with serve_in_process(voice=RecordingVoice(BurstSession)) as (url, _):
+        async with ws_call_at(url) as (socket, heard):
+            await socket.send(bytes(FRAME_20MS))
+            assert await wait_until(lambda: heard.frames)
+            started = asyncio.get_running_loop().time()
+            assert await wait_until(lambda: len(heard.frames) >= 50, within=5)
+            took = asyncio.get_running_loop().time() - started
+    assert took >= 0.9, f"50 frames of 20 ms arrived in {took:.2f} s: faster than real time"
+
+
+async def test_a_barge_in_reaches_the_caller_as_interrupted() -> None:
+    async with serve_in_process(voice=RecordingVoice(BargeInSession)) as (url, _):
+        async with ws_call_at(url) as (socket, heard):
+            await socket.send(bytes(FRAME_20MS))
+            assert await wait_until(lambda: heard.of_type("state")[1:])
+    assert heard.of_type("state")[1] == {"type": "state", "state": "interrupted"}
+
+
+async def test_a_voice_that_cannot_start_is_a_fixed_error_and_a_try_again_close() -> None:
+    async with serve_in_process(voice=RecordingVoice(BrokenSession)) as (url, app):
+        async with ws_call_at(url) as (socket, heard):
+            await asyncio.wait_for(socket.wait_closed(), 10)
+        assert not app.state.registry.busy
+    assert socket.close_code == 1013
+    (error,) = heard.of_type("error")
+    assert error["code"] == "voice_unavailable" and "arn:" not in error["message"]
