@@ -218,11 +218,13 @@ class VoiceAgentRuntime(Construct):
     def runtime_id(self) -> str:
         return self.runtime.agent_runtime_id
 
-    def grant_invoke(self, grantee: iam.IGrantable) -> iam.Grant:
-        """Let `grantee` call InvokeAgentRuntime on this runtime and its endpoints, and nothing else."""
+    def grant_invoke(
+        self, grantee: iam.IGrantable, actions: Sequence[str] = ("bedrock-agentcore:InvokeAgentRuntime",)
+    ) -> iam.Grant:
+        """Let `grantee` call `actions` (InvokeAgentRuntime) on this runtime and its endpoints only."""
         return iam.Grant.add_to_principal(
             grantee=grantee,
-            actions=["bedrock-agentcore:InvokeAgentRuntime"],
+            actions=list(actions),
             resource_arns=[
                 self.runtime_arn,
                 # Qualifier DEFAULT (what the web client uses) and the named endpoint.

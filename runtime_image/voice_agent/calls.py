@@ -575,6 +575,18 @@ class CallRegistry:
             self._pending -= 1
             self._touch()
 
+    def admit(self, call: Any) -> Callable[[Any], None]:
+        """Count a call made elsewhere (a WebSocket call: ``id``, ``close(reason)``, ``closing_task``)
+        against the limit, in /ping and at shutdown. Returns what it must call as its close begins."""
+        if len(self._calls) + self._pending >= self._max_calls:
+            self._refused_before_call("at_capacity", time.monotonic())
+            raise CallError(
+                503, "at_capacity", f"the agent is at its limit of {self._max_calls} concurrent calls"
+            )
+        self._calls[call.id] = call
+        self._touch()
+        return self._forget
+
     async def end(self, call_id: str, reason: str) -> None:
         await self.get(call_id).close(reason)
 

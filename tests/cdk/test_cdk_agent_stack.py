@@ -485,7 +485,11 @@ def test_identity_pool_signed_in_role_may_only_invoke_this_runtime(synthesized, 
     runtime_arn = {"Fn::GetAtt": [runtime_id, "AgentRuntimeArn"]}
     (statement,) = granted
     assert statement["Effect"] == "Allow"
-    assert statement["Action"] == "bedrock-agentcore:InvokeAgentRuntime"
+    # The WebSocket contract is an action of its own (the page's fallback when WebRTC cannot connect).
+    assert statement["Action"] == [
+        "bedrock-agentcore:InvokeAgentRuntime",
+        "bedrock-agentcore:InvokeAgentRuntimeWithWebSocketStream",
+    ]
     resources = as_list(statement["Resource"])
     assert runtime_arn in resources
     assert {"Fn::GetAtt": [endpoint_id, "AgentRuntimeEndpointArn"]} in resources
@@ -587,6 +591,10 @@ def test_csp_allows_scripts_from_self_and_connections_to_this_region_only() -> N
     assert directives["frame-ancestors"] == ["'none'"]
     connect = directives["connect-src"]
     assert "https://bedrock-agentcore.eu-west-1.amazonaws.com" in connect
+    assert "wss://bedrock-agentcore.eu-west-1.amazonaws.com" in connect  # the WebSocket contract
+    assert [s for s in connect if s.startswith(("ws:", "wss:"))] == [
+        "wss://bedrock-agentcore.eu-west-1.amazonaws.com"
+    ]
     assert "https://cognito-identity.eu-west-1.amazonaws.com" in connect
     assert "https://*.auth.eu-west-1.amazoncognito.com" in connect
     assert all(source == "'self'" or ".eu-west-1." in source for source in connect)
