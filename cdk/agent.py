@@ -87,6 +87,7 @@ class AgentStack(Stack):
             "Observability",
             stage_name=config.name,
             runtime=self.runtime.runtime,
+            application_logs=self.runtime.log_group,
             alarm_email=config.alarm_email,
         )
 
