@@ -1,9 +1,11 @@
 """The TURN pool a stage's capacity settings need, and the plan `make capacity` prints."""
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
+from cdk_test_support import REPO_ROOT
 
 from cdk import capacity
 
@@ -102,3 +104,15 @@ def test_main_names_the_stages_there_are_when_the_stage_is_unknown(
     cdk_json = cdk_json_with(tmp_path, {"qa": {"region": "us-east-1"}})
     assert capacity.main(["prod"], cdk_json=cdk_json) == 2
     assert "no stage 'prod'" in capsys.readouterr().err
+
+
+def test_make_capacity_prints_a_stage_of_cdk_json() -> None:
+    result = subprocess.run(
+        ["make", "--no-print-directory", "-o", "deps", "capacity", "STAGE=dev"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Capacity plan for stage dev" in result.stdout
