@@ -22,7 +22,7 @@ RUNTIME_NAME ?= $(shell $(NAMING) runtime-name $(STAGE) 2>/dev/null)
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 CDK := npx --no-install cdk
 
-.PHONY: help setup deps test-deps system-packages web up synth test lint bench bootstrap deploy deploy-pipeline destroy smoke clean
+.PHONY: help setup deps test-deps system-packages web up synth test lint bench bootstrap deploy deploy-pipeline destroy smoke capacity clean
 
 help:  ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -97,6 +97,9 @@ destroy: deps  ## Destroy STAGE: agent stack, its log groups, then the network s
 
 smoke: deps  ## One timed call to STAGE's deployed agent (URL=... local; HOLD=600 soaks; TRANSPORT=ws for /ws)
 	$(VENV)/bin/voice-agent-smoke $(if $(URL),--url $(URL),--stage $(STAGE) $(if $(REGION),--region $(REGION))) $(if $(HOLD),--hold-seconds $(HOLD)) $(if $(TRANSPORT),--transport $(TRANSPORT))
+
+capacity: deps  ## STAGE's capacity plan: TURN channels and their load at peak, quotas to request, NAT, an hour's cost
+	$(PY) -m cdk.capacity $(STAGE)
 
 clean:  ## Remove build output (keeps .venv and node_modules)
 	rm -rf cdk.out .pytest_cache test-results web_client/dist

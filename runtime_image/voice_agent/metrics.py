@@ -42,6 +42,8 @@ VOICE_GIVE_UPS = "VoiceGiveUps"
 KVS_CREDENTIAL_FETCHES = "KvsCredentialFetches"
 KVS_CREDENTIAL_CACHE_HITS = "KvsCredentialCacheHits"
 KVS_THROTTLES = "KvsThrottles"
+#: Credential requests the agent did not send: the channel's per-second budget was spent.
+KVS_RATE_LIMITED = "KvsRateLimited"
 
 COUNT = "Count"
 SECONDS = "Seconds"
