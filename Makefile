@@ -22,18 +22,18 @@ RUNTIME_NAME ?= $(shell $(NAMING) runtime-name $(STAGE) 2>/dev/null)
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 CDK := npx --no-install cdk
 
-.PHONY: help setup deps test-deps system-packages web up synth test lint bench bootstrap deploy deploy-pipeline destroy smoke clean
+.PHONY: help setup deps test-deps system-packages web up synth test lint bench bootstrap deploy deploy-pipeline destroy smoke capacity clean
 
 help:  ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-setup: system-packages test-deps  ## Everything the tests need: Debian's coturn and chromium, then `make test-deps`
+setup: system-packages test-deps  ## Everything the tests need: Debian's coturn, chromium and libnss3-tools, then `make test-deps`
 
 test-deps: deps $(CHECKOV_VENV)/.installed  ## `make deps`, and checkov in .venv-checkov for the template checks
 
 deps: $(VENV)/.installed node_modules/.installed web_client/node_modules/.installed  ## Create .venv and install the pinned Python and npm dependencies (all `make up` needs)
 
-system-packages:  ## Install Debian's coturn and chromium when missing (as root or with passwordless sudo)
+system-packages:  ## Install Debian's coturn, chromium and libnss3-tools when missing (as root or passwordless sudo)
 	@scripts/system-packages.sh
 
 $(VENV)/.installed: requirements.txt runtime_image/requirements.txt runtime_image/constraints.txt \
@@ -95,8 +95,11 @@ deploy: web  ## Deploy STAGE (default dev) into the current AWS account
 destroy: deps  ## Destroy STAGE: agent stack, its log groups, then the network stack (WAIT=1 waits for AgentCore)
 	$(VENV)/bin/voice-agent-destroy --stage $(STAGE) $(if $(REGION),--region $(REGION)) $(if $(RUNTIME_NAME),--runtime-name $(RUNTIME_NAME)) $(if $(WAIT),--wait $(if $(MAX_WAIT),--max-wait-minutes $(MAX_WAIT)))
 
-smoke: deps  ## One timed WebRTC call to STAGE's deployed agent (URL=... for a local one; HOLD=600 soaks it)
-	$(VENV)/bin/voice-agent-smoke $(if $(URL),--url $(URL),--stage $(STAGE) $(if $(REGION),--region $(REGION))) $(if $(HOLD),--hold-seconds $(HOLD))
+smoke: deps  ## One timed call to STAGE's deployed agent (URL=... local; HOLD=600 soaks; TRANSPORT=ws for /ws)
+	$(VENV)/bin/voice-agent-smoke $(if $(URL),--url $(URL),--stage $(STAGE) $(if $(REGION),--region $(REGION))) $(if $(HOLD),--hold-seconds $(HOLD)) $(if $(TRANSPORT),--transport $(TRANSPORT))
+
+capacity: deps  ## STAGE's capacity plan: TURN channels and their load at peak, quotas to request, NAT, an hour's cost
+	$(PY) -m cdk.capacity $(STAGE)
 
 clean:  ## Remove build output (keeps .venv and node_modules)
 	rm -rf cdk.out .pytest_cache test-results web_client/dist

@@ -246,6 +246,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     results["machine"]["loadavg_end"] = os.getloadavg()
     results["duration_s"] = time.monotonic() - started
     results["checks"] = {t: report.checks(r) for t, r in results["targets"].items()}
+    for reference in ("reference", "baseline"):
+        ratio = report.cpu_ratio(results, "agent", reference)
+        if ratio is not None:
+            results["checks"].setdefault("agent", []).append(ratio)
     results["logs"] = str(logs)
     return results
 

@@ -35,6 +35,7 @@ class AgentStack(Stack):
             self,
             "SignalingChannel",
             channel_names=naming.turn_channel_names(config.name, config.turn_channels),
+            region=config.region,
         )
         # The page first: the runtime allows its origin. No cycle: config.json (the deployment) refers to
         # the runtime, the runtime only to the distribution's domain.
@@ -86,6 +87,7 @@ class AgentStack(Stack):
             "Observability",
             stage_name=config.name,
             runtime=self.runtime.runtime,
+            application_logs=self.runtime.log_group,
             alarm_email=config.alarm_email,
         )
 
@@ -96,4 +98,9 @@ class AgentStack(Stack):
         CfnOutput(self, "CreateUserCommand", value=self.sign_in.create_user_command(config.region))
         CfnOutput(self, "Region", value=config.region)
         CfnOutput(self, "KvsChannelArn", value=self.signaling_channels.first.channel_arn)
-        CfnOutput(self, "KvsChannelArns", value=self.signaling_channels.joined_arns())
+        CfnOutput(
+            self,
+            "KvsChannelArns",
+            value=self.signaling_channels.agent_setting(),
+            description="The agent's TURN pool: the channel ARNs, or pool:<first channel name>:<count>",
+        )

@@ -1,5 +1,6 @@
 """Sign-in: a Cognito user pool with managed login, and an identity pool whose signed-in users may invoke
-this runtime and nothing else. No self sign-up, no unauthenticated identities."""
+this runtime (over HTTP and over its WebSocket contract) and nothing else. No self sign-up, no
+unauthenticated identities."""
 
 from collections.abc import Callable, Sequence
 
@@ -12,6 +13,11 @@ from constructs import Construct
 from cdk.nag import acknowledge
 
 LOCAL_WEB_CLIENT_URL = "http://localhost:7860"
+PAGE_ACTIONS = (
+    "bedrock-agentcore:InvokeAgentRuntime",
+    "bedrock-agentcore:InvokeAgentRuntimeWithWebSocketStream",
+)
+"""What the web client calls: signaling over HTTP, and the WebSocket contract when WebRTC cannot connect."""
 
 
 class SignIn(Construct):
@@ -22,10 +28,11 @@ class SignIn(Construct):
         *,
         domain_prefix: str,
         callback_urls: Sequence[str],
-        grant_invoke: Callable[[iam.IGrantable], iam.Grant],
+        grant_invoke: Callable[[iam.IGrantable, Sequence[str]], iam.Grant],
         self_sign_up: bool = False,
     ) -> None:
-        """`grant_invoke` grants a principal what a signed-in user may call (the runtime's invoke grant)."""
+        """`grant_invoke(principal, actions)` grants a principal those actions on the runtime only (the
+        runtime's invoke grant); the signed-in users get PAGE_ACTIONS."""
         super().__init__(scope, construct_id)
         self.user_pool = cognito.UserPool(
             self,
@@ -88,7 +95,9 @@ class SignIn(Construct):
                 ]
             ),
         )
-        grant_invoke(self.identity_pool.authenticated_role)
+        # The page calls over the WebSocket contract when WebRTC cannot connect. That is its own action, and
+        # aws-cdk-lib's grantInvoke has been reported (aws/aws-cdk#37495) to leave it out.
+        grant_invoke(self.identity_pool.authenticated_role, PAGE_ACTIONS)
         acknowledge(
             self.user_pool,
             "AwsSolutions-COG2",

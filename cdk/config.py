@@ -11,7 +11,7 @@ from typing import Any
 
 from voice_agent_ops import naming
 
-from cdk import zones
+from cdk import capacity, zones
 from cdk.agent_contract import DEFAULT_MODEL_ID, DEFAULT_SYSTEM_PROMPT, DEFAULT_VOICE_ID
 from cdk.agent_contract import VOICE_IDS as NOVA_SONIC_VOICES
 from cdk.models import ModelRegionError, ModelRoute, model_route
@@ -50,10 +50,6 @@ MAX_ENV_VALUE_CHARS = 2048
 
 RUNTIME_NAME_RULE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]{0,47}$")
 ACCOUNT_RULE = re.compile(r"^[0-9]{12}$")
-# KVS signaling channels per stage: each carries about 16 concurrent relayed calls (50 TURN allocations,
-# at most 3 per call: the browser's UDP and TLS relays and the agent's; voice_agent/ice.py).
-# 20 channel ARNs still fit in one AgentCore environment value (2048 characters).
-MAX_TURN_CHANNELS = 20
 # One address for the alarm topic's e-mail subscription (SNS confirms it by mail).
 EMAIL_RULE = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+$")
 
@@ -79,6 +75,9 @@ class StageConfig:
     platform_version: str
     allow_localhost_callback: bool
     alarm_email: str | None = None
+    max_concurrent_calls: int = capacity.DEFAULT_MAX_CONCURRENT_CALLS
+    peak_new_calls_per_second: float = capacity.DEFAULT_PEAK_NEW_CALLS_PER_SECOND
+    # KVS signaling channels in the TURN pool: derived from the two above unless turnChannels is set.
     turn_channels: int = 1
 
     @property
@@ -204,15 +203,12 @@ def _outlasts_the_idle_timeout(lifetime: int, parsed: Parsed) -> None:
         )
 
 
-def _channel_arns_fit(count: int, parsed: Parsed) -> None:
-    name, region = parsed["name"], parsed["region"]
-    arns_length = _longest_channel_arns_length(name, region, count)
-    if arns_length > MAX_ENV_VALUE_CHARS:
-        raise _Rejected(
-            f"allowed: fewer channels for stage {name!r} in {region}: their ARNs would take up to "
-            f"{arns_length} characters in VOICE_AGENT_KVS_CHANNEL_ARN, over AgentCore's "
-            f"{MAX_ENV_VALUE_CHARS}"
-        )
+def _holds_the_calls(channels: int, parsed: Parsed) -> None:
+    shortfall = capacity.channels_shortfall(
+        channels, parsed["max_concurrent_calls"], parsed["peak_new_calls_per_second"]
+    )
+    if shortfall is not None:
+        raise _Rejected(shortfall)
 
 
 FIELDS = (
@@ -315,13 +311,28 @@ FIELDS = (
         optional=True,
     ),
     FieldSpec(
+        "maxConcurrentCalls",
+        "max_concurrent_calls",
+        lambda value, _: capacity.valid_calls(value),
+        lambda _: capacity.calls_allowed(),
+        default=capacity.DEFAULT_MAX_CONCURRENT_CALLS,
+    ),
+    FieldSpec(
+        "peakNewCallsPerSecond",
+        "peak_new_calls_per_second",
+        lambda value, _: capacity.valid_rate(value),
+        lambda _: capacity.rate_allowed(),
+        default=capacity.DEFAULT_PEAK_NEW_CALLS_PER_SECOND,
+    ),
+    FieldSpec(
         "turnChannels",
         "turn_channels",
-        _whole_number(1, MAX_TURN_CHANNELS),
-        f"allowed: a whole number from 1 to {MAX_TURN_CHANNELS} "
-        "(KVS signaling channels; each carries about 16 concurrent calls)",
-        default=1,
-        limits=_channel_arns_fit,
+        lambda value, _: capacity.valid_channels(value),
+        capacity.CHANNELS_ALLOWED,
+        derived_default=lambda parsed: capacity.channels_needed(
+            parsed["max_concurrent_calls"], parsed["peak_new_calls_per_second"]
+        ),
+        limits=_holds_the_calls,
     ),
 )
 KNOWN_KEYS = tuple(field.key for field in FIELDS)
@@ -359,14 +370,6 @@ def _parse_field(prefix: str, field: FieldSpec, raw: Mapping[str, Any], parsed: 
             shown = value if rejected.shown is _AS_GIVEN else rejected.shown
             raise _fail(f"{prefix}.{rejected.key or field.key}", shown, rejected.allowed) from None
     return field.convert(value)
-
-
-def _longest_channel_arns_length(stage: str, region: str, count: int) -> int:
-    """The longest the comma-joined channel ARNs can be (the last ARN segment is a 13-digit creation time)."""
-    names = naming.turn_channel_names(stage, count)
-    # Every region AgentCore VPC mode supports (cdk/zones.py) is in the `aws` partition.
-    arns = [f"arn:aws:kinesisvideo:{region}:{'0' * 12}:channel/{name}/{'0' * 13}" for name in names]
-    return len(",".join(arns))
 
 
 def load_stage(context: Mapping[str, Any], stage: str | None = None) -> StageConfig:

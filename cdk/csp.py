@@ -9,10 +9,12 @@ from collections.abc import Iterable
 
 def content_security_policy(region: str, *, extra_connect_sources: Iterable[str] = ()) -> str:
     """The production CSP: scripts from this origin only; connections only to this region's AgentCore
-    data plane and Cognito endpoints (managed login's token endpoint, identity pool, user pool)."""
+    data plane (HTTPS, and WSS for calls over its WebSocket contract) and Cognito endpoints (managed login's
+    token endpoint, identity pool, user pool)."""
     connect = [
         "'self'",
         f"https://bedrock-agentcore.{region}.amazonaws.com",
+        f"wss://bedrock-agentcore.{region}.amazonaws.com",
         f"https://cognito-identity.{region}.amazonaws.com",
         f"https://cognito-idp.{region}.amazonaws.com",
         f"https://*.auth.{region}.amazoncognito.com",

@@ -1,9 +1,11 @@
-"""Operations for one stage: a CloudWatch dashboard, three alarms and the SNS topic they notify.
+"""Operations for one stage: a CloudWatch dashboard, five alarms and the SNS topic they notify.
 
 The agent writes its metrics as Embedded Metric Format lines on stdout (runtime_image/voice_agent/
 metrics.py); AgentCore ships stdout to the runtime's log group and CloudWatch extracts the metrics into
 namespace `VoiceAgent`, dimension `Stage` (and `Stage, EndReason` for the per-call record). The runtime's
-own invocation metrics come from the AgentCore L2 (`AWS/Bedrock-AgentCore`).
+own invocation metrics come from the AgentCore L2 (`AWS/Bedrock-AgentCore`). Throttles per KVS channel
+come from the agent's `kvs_throttled` log lines (a Logs Insights widget: the channel is a field of the line,
+not a metric dimension).
 """
 
 from dataclasses import dataclass
@@ -12,6 +14,7 @@ from aws_cdk import CfnOutput, Duration, Stack
 from aws_cdk import aws_bedrockagentcore as agentcore
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
@@ -29,6 +32,11 @@ CONNECT_FAILURE_MIN_CALLS = 3
 VOICE_ERROR_RATE_THRESHOLD = 0.1
 #: Alarm on this many runtime system errors (5xx from AgentCore) in one five-minute period.
 INVOCATION_ERRORS_THRESHOLD = 3
+#: Alarm on this many TURN credential requests refused in five minutes, by KVS or by the agent's budget:
+#: each is a caller retrying, and a pool sized for its stage sees almost none.
+KVS_THROTTLES_THRESHOLD = 3
+#: Alarm on this many requests AgentCore throttled in five minutes (new sessions or invocations a second).
+AGENTCORE_THROTTLES_THRESHOLD = 5
 
 Comparison = cloudwatch.ComparisonOperator
 
@@ -91,6 +99,35 @@ ALARMS = (
             "internal_error lines and for containers that fail /ping, and recent deployments."
         ),
     ),
+    AlarmSpec(
+        construct_id="KvsThrottlesAlarm",
+        name="kvs-throttles",
+        signal="kvs_throttles",
+        threshold=KVS_THROTTLES_THRESHOLD,
+        comparison=Comparison.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluation_periods=1,
+        datapoints_to_alarm=None,
+        description=(
+            f"At least {KVS_THROTTLES_THRESHOLD} TURN credential requests were throttled by KVS or held "
+            "back by the agent's per-channel budget in 5 minutes. See 'KVS throttles by channel' on the "
+            "dashboard: one hot channel is chance, many mean the pool is too small for the traffic "
+            "(raise maxConcurrentCalls or peakNewCallsPerSecond, see make capacity)."
+        ),
+    ),
+    AlarmSpec(
+        construct_id="AgentCoreThrottlesAlarm",
+        name="agentcore-throttles",
+        signal="agentcore_throttles",
+        threshold=AGENTCORE_THROTTLES_THRESHOLD,
+        comparison=Comparison.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluation_periods=1,
+        datapoints_to_alarm=None,
+        description=(
+            f"AgentCore throttled at least {AGENTCORE_THROTTLES_THRESHOLD} runtime invocations in 5 "
+            "minutes. Compare the stage's traffic with the account's AgentCore Runtime quotas (active "
+            "sessions, new sessions a second; make capacity) and request an increase in Service Quotas."
+        ),
+    ),
 )
 
 
@@ -102,10 +139,12 @@ class VoiceAgentObservability(Construct):
         *,
         stage_name: str,
         runtime: agentcore.IBedrockAgentRuntime,
+        application_logs: logs.ILogGroup,
         alarm_email: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self._stage_name = stage_name
+        self._application_logs = application_logs
         self._dimensions = {"Stage": stage_name}
         self.alarm_topic = self._alarm_topic(alarm_email)
         self.signals: dict[str, cloudwatch.IMetric] = {
@@ -129,6 +168,16 @@ class VoiceAgentObservability(Construct):
                 period=ALARM_PERIOD,
             ),
             "invocation_errors": runtime.metric_system_errors(period=ALARM_PERIOD),
+            "kvs_throttles": cloudwatch.MathExpression(
+                expression="FILL(kvs, 0) + FILL(agent, 0)",
+                using_metrics={
+                    "kvs": self.sum(contract.KVS_THROTTLES),
+                    "agent": self.sum(contract.KVS_RATE_LIMITED),
+                },
+                label="TURN credential requests throttled",
+                period=ALARM_PERIOD,
+            ),
+            "agentcore_throttles": runtime.metric_throttles(period=ALARM_PERIOD),
         }
         notify = cloudwatch_actions.SnsAction(self.alarm_topic)
         self.alarms = tuple(self._alarm(spec, notify) for spec in ALARMS)
@@ -260,7 +309,8 @@ class VoiceAgentObservability(Construct):
             cloudwatch.GraphWidget(
                 title="TURN credentials (KVS)",
                 left=[
-                    self.sum(contract.KVS_THROTTLES, label="throttles"),
+                    self.sum(contract.KVS_THROTTLES, label="throttled by KVS"),
+                    self.sum(contract.KVS_RATE_LIMITED, label="held back by the agent's budget"),
                     self.sum(contract.KVS_CREDENTIAL_FETCHES, label="fetches"),
                     self.sum(contract.KVS_CREDENTIAL_CACHE_HITS, label="cache hits"),
                 ],
@@ -280,6 +330,21 @@ class VoiceAgentObservability(Construct):
                 ],
                 width=8,
             ),
+        )
+        dashboard.add_widgets(
+            cloudwatch.LogQueryWidget(
+                title="KVS throttles by channel",
+                log_group_names=[self._application_logs.log_group_name],
+                query_lines=[
+                    "fields channel, by",
+                    'filter event = "kvs_throttled"',
+                    "stats count(*) as throttles by channel, by",
+                    "sort throttles desc",
+                    "limit 20",
+                ],
+                view=cloudwatch.LogQueryVisualizationType.TABLE,
+                width=24,
+            )
         )
         dashboard.add_widgets(
             cloudwatch.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms), width=24, height=3)

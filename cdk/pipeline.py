@@ -32,7 +32,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 PACKAGE_JSON = REPO_ROOT / "package.json"
 PYTHON_REQUIREMENTS = (REPO_ROOT / "runtime_image" / "requirements.txt", REPO_ROOT / "requirements.txt")
 # The distributions ops/voice_agent_ops imports (WebRTC peer, audio frames, tone, AWS calls, --url mode).
-SMOKE_REQUIREMENTS = ("aiortc", "av", "numpy", "boto3", "httpx")
+SMOKE_REQUIREMENTS = ("aiortc", "av", "numpy", "boto3", "httpx", "websockets")
 
 SWITCH_KEY = "pipeline"
 SETTINGS_KEY = "pipelineSettings"

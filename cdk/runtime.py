@@ -64,7 +64,7 @@ MAX_CALLS_PER_SESSION = 1
 
 
 def runtime_environment(
-    config: StageConfig, *, channel_arns: str, cors_origins: Sequence[str]
+    config: StageConfig, *, kvs_channels: str, cors_origins: Sequence[str]
 ) -> dict[str, str]:
     """The container's environment: the variable names of the agent's settings contract."""
     return {
@@ -72,8 +72,8 @@ def runtime_environment(
         "VOICE_AGENT_VOICE": "nova-sonic",
         "VOICE_AGENT_ICE_SERVERS": "kvs",
         "VOICE_AGENT_RELAY_ONLY": "true",
-        # One ARN, or a comma-separated pool the agent picks from per session id.
-        "VOICE_AGENT_KVS_CHANNEL_ARN": channel_arns,
+        # The pool the agent picks a channel from per session id: ARNs, or pool:<first name>:<count>.
+        "VOICE_AGENT_KVS_CHANNEL_ARN": kvs_channels,
         "AWS_REGION": config.region,
         "VOICE_AGENT_MODEL_ID": config.model_id,
         "VOICE_AGENT_VOICE_ID": config.voice_id,
@@ -130,7 +130,7 @@ class VoiceAgentRuntime(Construct):
                 max_lifetime=Duration.seconds(config.session_max_lifetime_seconds),
             ),
             environment_variables=runtime_environment(
-                config, channel_arns=signaling_channels.joined_arns(), cors_origins=cors_origins
+                config, kvs_channels=signaling_channels.agent_setting(), cors_origins=cors_origins
             ),
             logging_configs=[
                 agentcore.LoggingConfig(
@@ -218,11 +218,13 @@ class VoiceAgentRuntime(Construct):
     def runtime_id(self) -> str:
         return self.runtime.agent_runtime_id
 
-    def grant_invoke(self, grantee: iam.IGrantable) -> iam.Grant:
-        """Let `grantee` call InvokeAgentRuntime on this runtime and its endpoints, and nothing else."""
+    def grant_invoke(
+        self, grantee: iam.IGrantable, actions: Sequence[str] = ("bedrock-agentcore:InvokeAgentRuntime",)
+    ) -> iam.Grant:
+        """Let `grantee` call `actions` (InvokeAgentRuntime) on this runtime and its endpoints only."""
         return iam.Grant.add_to_principal(
             grantee=grantee,
-            actions=["bedrock-agentcore:InvokeAgentRuntime"],
+            actions=list(actions),
             resource_arns=[
                 self.runtime_arn,
                 # Qualifier DEFAULT (what the web client uses) and the named endpoint.

@@ -48,9 +48,11 @@ def _production_csp_module() -> ModuleType:
 
 
 def local_content_security_policy(agent_url: str) -> str:
-    """The CloudFront policy plus the local agent as a connect source, so CSP mistakes show up locally too."""
+    """The CloudFront policy plus the local agent as a connect source (its HTTP signaling and its /ws), so
+    CSP mistakes show up locally too."""
     policy = _production_csp_module().content_security_policy
-    return policy(LOCAL_CSP_REGION, extra_connect_sources=[agent_url])
+    websocket = "ws" + agent_url.removeprefix("http")  # http: -> ws:, https: -> wss:
+    return policy(LOCAL_CSP_REGION, extra_connect_sources=[agent_url, websocket])
 
 
 def choose_voice(requested: str) -> tuple[str, str | None, str | None]:

@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests run for real, when they are missing: coturn (a TURN server on
-# 127.0.0.1) and chromium (the browser Playwright drives). As root or with passwordless sudo it uses
+# 127.0.0.1), chromium (the browser Playwright drives) and libnss3-tools (certutil, with which the browser
+# tests trust the throwaway CA of coturn's TURN over TLS). As root or with passwordless sudo it uses
 # apt-get; otherwise it names the packages and the command to run, and exits 1.
-# TURNSERVER and CHROMIUM name the binaries to look for (tests point them elsewhere).
+# TURNSERVER, CHROMIUM and CERTUTIL name the binaries to look for (tests point them elsewhere).
 set -u
 turnserver=${TURNSERVER:-turnserver}
 chromium=${CHROMIUM:-/usr/bin/chromium}
+certutil=${CERTUTIL:-certutil}
 missing=()
 command -v "$turnserver" >/dev/null 2>&1 || missing+=(coturn)
 [ -x "$chromium" ] || missing+=(chromium)
+command -v "$certutil" >/dev/null 2>&1 || missing+=(libnss3-tools)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 packages="${missing[*]}"

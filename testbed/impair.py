@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -210,3 +212,33 @@ class ImpairmentRelay(asyncio.DatagramProtocol):
     def _send_to_client(self, data: bytes, client: tuple[str, int]) -> None:
         if self._transport is not None:
             self._transport.sendto(data, client)
+
+
+class RelayThread:
+    """An ``ImpairmentRelay`` on its own event loop in a thread, for code that is not asyncio
+    (Playwright's sync API): ``with RelayThread(port, upstream=...) as relay: relay.port``."""
+
+    def __init__(self, target_port: int, **options: Any) -> None:
+        self._relay = ImpairmentRelay(target_port, **options)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="impairment-relay", daemon=True)
+
+    @property
+    def port(self) -> int:
+        return self._relay.port
+
+    @property
+    def relay(self) -> ImpairmentRelay:
+        """Its stats are plain counters: read them from any thread."""
+        return self._relay
+
+    def __enter__(self) -> RelayThread:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._relay.__aenter__(), self._loop).result(timeout=10)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._loop.call_soon_threadsafe(self._relay.close)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()

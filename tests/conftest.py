@@ -10,7 +10,7 @@ import pytest
 
 from tests.support.turn import TurnServer
 
-TURN_FIXTURES = {"turn_server", "relay_agent"}
+TURN_FIXTURES = {"turn_server", "relay_agent", "tls_turn_server", "tls_relay_agent"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -37,7 +37,6 @@ class ToneClip(MediaStreamTrack):
         self.seconds = seconds
         self.frequency = frequency
         self.level_dbfs = level_dbfs
-        self._tone_samples = int(seconds * SAMPLE_RATE)
         self._tone_sent = 0
         self._playing = False
         self._amplitude = 32767 * 10 ** (level_dbfs / 20)
@@ -65,22 +64,29 @@ class ToneClip(MediaStreamTrack):
         else:
             due = self._clock_start + self._frames_sent * FRAME_SECONDS
             await asyncio.sleep(max(0.0, due - loop.time()))
-        samples = np.zeros(SAMPLES_PER_FRAME, dtype=np.int16)
-        if self._playing and self._tone_sent < self._tone_samples:
-            if self.started_at is None:
-                self.started_at = loop.time()
-            count = min(SAMPLES_PER_FRAME, self._tone_samples - self._tone_sent)
-            t = (np.arange(count) + self._tone_sent) / SAMPLE_RATE  # continuous phase across frames
-            samples[:count] = (self._amplitude * np.sin(2 * np.pi * self.frequency * t)).astype(np.int16)
-            self._tone_sent += count
-            if self._tone_sent >= self._tone_samples:
-                self.finished.set()
+        samples = self.next_frame(SAMPLE_RATE, loop.time())
         frame = AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
         frame.sample_rate = SAMPLE_RATE
         frame.pts = self._frames_sent * SAMPLES_PER_FRAME
         frame.time_base = fractions.Fraction(1, SAMPLE_RATE)
         self._frames_sent += 1
         return frame
+
+    def next_frame(self, rate: int, now: float) -> np.ndarray:
+        """The next 20 ms at ``rate`` (one rate per clip): the tone while it plays, silence otherwise.
+        ``now`` (event-loop time) is noted as the tone's start when its first frame goes."""
+        samples = np.zeros(int(rate * FRAME_SECONDS), dtype=np.int16)
+        tone_samples = int(self.seconds * rate)
+        if self._playing and self._tone_sent < tone_samples:
+            if self.started_at is None:
+                self.started_at = now
+            count = min(len(samples), tone_samples - self._tone_sent)
+            t = (np.arange(count) + self._tone_sent) / rate  # continuous phase across frames
+            samples[:count] = (self._amplitude * np.sin(2 * np.pi * self.frequency * t)).astype(np.int16)
+            self._tone_sent += count
+            if self._tone_sent >= tone_samples:
+                self.finished.set()
+        return samples
 
 
 class ReturnedAudioMeter:
@@ -107,10 +113,14 @@ class ReturnedAudioMeter:
                 frame = await track.recv()
             except MediaStreamError:
                 return
-            self.frames += 1
-            level = dbfs(frame.to_ndarray())
-            if self._armed:
-                self.loudest_dbfs = max(self.loudest_dbfs, level)
-            if self._armed and level > self.threshold_dbfs and self.first_heard_at is None:
-                self.first_heard_at = loop.time()
-                self.heard.set()
+            self.hear(frame.to_ndarray(), loop.time())
+
+    def hear(self, samples: np.ndarray, now: float) -> None:
+        """One frame of what came back, arrived at ``now`` (event-loop time)."""
+        self.frames += 1
+        level = dbfs(samples)
+        if self._armed:
+            self.loudest_dbfs = max(self.loudest_dbfs, level)
+        if self._armed and level > self.threshold_dbfs and self.first_heard_at is None:
+            self.first_heard_at = now
+            self.heard.set()

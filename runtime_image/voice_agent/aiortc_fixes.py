@@ -1,4 +1,4 @@
-"""Three measured fixes to aiortc 1.16 / aioice 0.13, applied when the app is created.
+"""Measured fixes to aiortc 1.16 / aioice 0.13, applied when the app is created.
 
 1. **Audio level.** aiortc's RTP sender computes every outgoing audio frame's level (RFC 6465) in
    pure Python, one ``struct`` unpack per sample: 93 us per 20 ms frame at 48 kHz, 0.0046 CPU-s per
@@ -17,19 +17,30 @@
    runs: measured, 47 to 101 threads left after 60 calls. Filtering one 20 ms frame gains nothing
    from threads, so the encoders get resamplers that run in the calling thread.
 
+4. **TURN sends.** aioice's TURN transport sends every datagram through a new asyncio task, because
+   the first send to a peer must bind a channel first. Once the channel is bound (and not due for
+   refresh) that task only frames and sends: about 20 us of task creation and scheduling per packet,
+   every 20 ms, on a relayed call. The agent sends those datagrams at once and leaves binding,
+   refreshing and every other case to aioice's own path.
+5. **Audio jitter buffer.** aiortc's audio receiver looks up ``JitterBuffer`` in its module when it is
+   made; the calls' receivers get the agent's own (``voice_agent.receive``).
+
 All are replacements of module attributes that aiortc and aioice look up at call time. ``install``
 checks that what it replaces exists; if a later aiortc or aioice renames it, nothing is replaced and
-the libraries' own behaviour stays (tests/agent/test_agent_aiortc_fixes.py pins all three).
+the libraries' own behaviour stays (tests/agent/test_agent_aiortc_fixes.py pins them).
 """
 
 from __future__ import annotations
 
 import math
+import struct
+import time
 from typing import Any
 
 import av
 import numpy as np
 from aioice.ice import CandidatePair, Connection
+from aioice.turn import TurnTransport
 from aiortc import rtcrtpreceiver, rtp
 from aiortc.codecs import g711, g722, opus
 
@@ -41,6 +52,8 @@ AIORTC_COMPUTE_AUDIO_LEVEL_DBOV = rtp.compute_audio_level_dbov
 """aiortc's own version, kept so tests can compare the two."""
 AIOICE_CHECK_INCOMING = Connection.check_incoming
 """aioice's own handler of incoming checks, which the triggered-check fix wraps."""
+AIOICE_TURN_SENDTO = TurnTransport.sendto
+"""aioice's own TURN send, used for everything but a datagram on a bound channel."""
 AIORTC_JITTER_BUFFER = rtcrtpreceiver.JitterBuffer
 """aiortc's own jitter buffer class, which calls that are not the agent's keep."""
 ENCODER_MODULES = (opus, g711, g722)
@@ -78,6 +91,27 @@ def check_incoming(self: Connection, message: Any, addr: tuple[str, int], protoc
     self.check_start_task(pair)
 
 
+def turn_sendto(self: TurnTransport, data: bytes, addr: tuple[str, int]) -> None:
+    """aioice's TURN send, without a task when the peer's channel is bound and fresh."""
+    inner = getattr(self, "_TurnTransport__inner_protocol", None)
+    channel = None if inner is None else inner.peer_to_channel.get(addr)
+    if (
+        channel is None
+        or getattr(self, "_TurnTransport__close_task", None) is not None
+        or addr in inner.peer_connect_waiters
+        or time.time() > inner.channel_refresh_at[channel]
+        or inner.transport.is_closing()
+    ):
+        AIOICE_TURN_SENDTO(self, data, addr)
+        return
+    try:
+        # What aioice's send_data does on a bound channel: ChannelData header, then the datagram.
+        inner._send(struct.pack("!HH", channel, len(data)) + data)
+    except Exception as error:  # as aioice's own send task reports a failure
+        if inner.receiver is not None:
+            inner.receiver.error_received(error)
+
+
 def single_threaded_resampler(*args: Any, **kwargs: Any) -> av.AudioResampler:
     """``av.AudioResampler`` whose filter graph runs in the calling thread (no thread pool)."""
     return av.AudioResampler(*args, **{**kwargs, "threads": 1})
@@ -93,6 +127,10 @@ def install() -> bool:
             replaced = False
     if callable(getattr(rtp, "compute_audio_level_dbov", None)):
         rtp.compute_audio_level_dbov = compute_audio_level_dbov
+    else:
+        replaced = False
+    if TurnTransport.sendto in (AIOICE_TURN_SENDTO, turn_sendto):
+        TurnTransport.sendto = turn_sendto  # type: ignore[method-assign]
     else:
         replaced = False
     used = ("check_incoming", "check_start_task", "_find_pair")

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from http import HTTPStatus
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
@@ -28,12 +28,13 @@ from voice_agent.signaling import Signaling, parse_envelope, validation_message
 from voice_agent.tracing import create_tracer
 from voice_agent.voices import create_voice
 from voice_agent.voices.base import Voice
+from voice_agent.websocket import serve_websocket_call
 
 logger = logging.getLogger(__name__)
 
 #: Fixed messages for what the framework refuses before the app sees the request.
 HTTP_ERRORS = {
-    404: ("not_found", "no such route: the agent serves GET /ping and POST /invocations"),
+    404: ("not_found", "no such route: the agent serves GET /ping, POST /invocations and a WebSocket on /ws"),
     405: ("method_not_allowed", "this route does not take that method"),
 }
 
@@ -175,6 +176,18 @@ def create_app(
         envelope = parse_envelope(await read_body(request, settings.max_body_bytes))
         session_id = request.headers.get(SESSION_HEADER, "")
         return await signaling.handle(envelope, session_id=session_id)
+
+    @app.websocket("/ws")
+    async def websocket_call(websocket: WebSocket) -> None:
+        await serve_websocket_call(
+            websocket,
+            admit=registry.admit,
+            voice=voice,
+            audio_timeout=settings.audio_timeout_seconds,
+            allowed_origins=settings.cors_origins,
+            metrics=metrics,
+            tracer=tracer,
+        )
 
     return app
 

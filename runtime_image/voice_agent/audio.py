@@ -67,7 +67,7 @@ def pcm_frame(pcm: bytes, sample_rate: int) -> av.AudioFrame:
 
 RTP_CLOCK = 48_000
 """Opus's RTP clock, whatever the rate of the audio inside (RFC 7587)."""
-SILENT_FRAMES_BEFORE_DTX = 10
+SILENT_FRAMES_BEFORE_DTX = 5
 """After this many silent frames have been encoded, the decoder's history is silence: later silent
 frames go out as DTX packets (the TOC byte alone, which decoders conceal as silence) without running
 the encoder, until audio comes back."""

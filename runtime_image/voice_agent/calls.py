@@ -32,7 +32,7 @@ from voice_agent.metrics import Metrics, NoMetrics
 from voice_agent.opus import OpusSettings
 from voice_agent.receive import ReceivePath
 from voice_agent.reclaim import Reclaimer
-from voice_agent.sdp import keep_relay_candidates, opus_payload_type, with_opus_parameters
+from voice_agent.sdp import keep_relay_candidates, offers_fec, opus_payload_type, with_opus_parameters
 from voice_agent.voices.base import OUTPUT_SAMPLE_RATE, Voice, VoiceSession, state_event
 
 logger = logging.getLogger(__name__)
@@ -232,6 +232,11 @@ class Call:
         if payload_type is None:
             raise CallError(400, "invalid_sdp", "the offer has no Opus audio (the agent speaks Opus only)")
         self._receive.payload_type = payload_type
+        if not offers_fec(offer_sdp, payload_type):
+            # A sender without FEC (aiortc-based clients keep a history): ask it for lost packets again.
+            # A browser sends FEC once our receiver reports show loss; retransmissions would hide that loss.
+            receiver = next(t.receiver for t in self.pc.getTransceivers() if t.kind == "audio")
+            self._receive.send_nack = getattr(receiver, "_send_rtcp_nack", None)
         answer_sdp = with_opus_parameters(answer_sdp, payload_type, self._opus.answer_parameters())
         self._spawn(self._pump_input(), "input")
         self._spawn(self._await_track_end(), "track_end")
@@ -524,6 +529,18 @@ class CallRegistry:
         finally:
             self._pending -= 1
             self._touch()
+
+    def admit(self, call: Any) -> Callable[[Any], None]:
+        """Count a call made elsewhere (a WebSocket call: ``id``, ``close(reason)``, ``closing_task``)
+        against the limit, in /ping and at shutdown. Returns what it must call as its close begins."""
+        if len(self._calls) + self._pending >= self._max_calls:
+            self._refused_before_call("at_capacity", time.monotonic())
+            raise CallError(
+                503, "at_capacity", f"the agent is at its limit of {self._max_calls} concurrent calls"
+            )
+        self._calls[call.id] = call
+        self._touch()
+        return self._forget
 
     async def end(self, call_id: str, reason: str) -> None:
         await self.get(call_id).close(reason)

@@ -132,6 +132,8 @@ VOICE_GIVE_UPS = "VoiceGiveUps"
 KVS_CREDENTIAL_FETCHES = "KvsCredentialFetches"
 KVS_CREDENTIAL_CACHE_HITS = "KvsCredentialCacheHits"
 KVS_THROTTLES = "KvsThrottles"
+#: Credential requests the agent did not send: the channel's per-second budget was spent.
+KVS_RATE_LIMITED = "KvsRateLimited"
 
 #: Every metric the agent writes, for whoever charts or alarms on them all.
 METRIC_NAMES: tuple[str, ...] = (
@@ -151,4 +153,5 @@ METRIC_NAMES: tuple[str, ...] = (
     KVS_CREDENTIAL_FETCHES,
     KVS_CREDENTIAL_CACHE_HITS,
     KVS_THROTTLES,
+    KVS_RATE_LIMITED,
 )

@@ -4,6 +4,11 @@ The agent's own peer connection gets every server; aiortc uses only the first us
 list built for aiortc puts ``turn:...?transport=udp`` first. The browser gets what ``browser_ice``
 returns: for KVS one server and two URIs, to save TURN allocations (see ``kvs_browser_server``).
 KVS is touched lazily: no client, no I/O until the first call.
+
+KVS limits each signaling channel to 50 TURN allocations and to 5 GetIceServerConfig (and 5
+DescribeSignalingChannel) requests a second. A pool of channels spreads calls by session id; each
+channel's credentials are cached while they live, and its requests are held to the budget of a token
+bucket: a caller whose channel's budget is spent gets a 503 to retry, never a KVS throttle.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import asyncio
 import hashlib
 import logging
 import math
+import re
 import threading
 import time
 import uuid
@@ -24,6 +30,7 @@ from voice_agent.contract import (
     ICE_STATIC,
     KVS_CREDENTIAL_CACHE_HITS,
     KVS_CREDENTIAL_FETCHES,
+    KVS_RATE_LIMITED,
     KVS_THROTTLES,
 )
 from voice_agent.logs import log_event
@@ -40,6 +47,14 @@ logger = logging.getLogger(__name__)
 THROTTLE_ERROR_CODES = frozenset(
     {"ClientLimitExceededException", "ThrottlingException", "LimitExceededException"}
 )
+#: How VOICE_AGENT_KVS_CHANNEL_ARN names a pool too large to list: ``pool:<first name>:<count>``.
+POOL_PREFIX = "pool:"
+#: KVS channel names: 1-256 of these characters (so never a colon).
+CHANNEL_NAME_RULE = re.compile(r"^[a-zA-Z0-9_.-]{1,256}$")
+#: A bucket of 2 that refills 3 a second lets at most 5 requests through in any one second (KVS's
+#: per-channel limit), and a cold start needs exactly 2 (DescribeSignalingChannel, GetIceServerConfig).
+CHANNEL_BURST = 2
+CHANNEL_REFILL_PER_SECOND = 3.0
 
 
 class IceUnavailable(Exception):
@@ -113,8 +128,73 @@ ClientFactory = Callable[[str, str | None], Any]
 """``(service_name, endpoint_url) -> boto3 client``; tests pass clients wrapped in botocore's Stubber."""
 
 
+@dataclass(frozen=True)
+class KvsChannel:
+    """One signaling channel of the pool: its ARN when the configuration gives it, else only its name
+    (the ARN ends in the channel's creation time; it is looked up with DescribeSignalingChannel)."""
+
+    name: str
+    arn: str | None = None
+
+    @property
+    def key(self) -> str:
+        return self.arn if self.arn is not None else self.name
+
+
+def kvs_channels(entries: Sequence[str]) -> tuple[KvsChannel, ...]:
+    """VOICE_AGENT_KVS_CHANNEL_ARN's entries: channel ARNs (``arn:...:channel/<name>/<creation time>``),
+    or ``pool:<first name>:<count>`` for the channels ``<first name>``, ``<first name>-2`` ...
+    ``<first name>-<count>``: the names the stack gives a pool (cdk/signaling.py)."""
+    channels: list[KvsChannel] = []
+    for entry in entries:
+        if not entry.startswith(POOL_PREFIX):
+            channels.append(KvsChannel(name=_name_in_arn(entry), arn=entry))
+            continue
+        first, _, count = entry.removeprefix(POOL_PREFIX).rpartition(":")
+        if not CHANNEL_NAME_RULE.match(first) or not count.isdigit() or int(count) < 1:
+            raise ValueError(
+                f"VOICE_AGENT_KVS_CHANNEL_ARN: {entry!r} is neither a channel ARN nor "
+                "pool:<first channel name>:<count of channels>"
+            )
+        channels.append(KvsChannel(name=first))
+        channels.extend(KvsChannel(name=f"{first}-{n}") for n in range(2, int(count) + 1))
+    return tuple(channels)
+
+
+def _name_in_arn(arn: str) -> str:
+    _, found, rest = arn.partition(":channel/")
+    return rest.split("/", 1)[0] if found and rest else arn
+
+
+class TokenBucket:
+    """Holds ``burst`` tokens and gains ``per_second`` more each second, on ``clock``."""
+
+    def __init__(self, *, burst: float, per_second: float, clock: Callable[[], float]) -> None:
+        self._burst = burst
+        self._per_second = per_second
+        self._clock = clock
+        self._tokens = burst
+        self._updated = clock()
+
+    def take(self) -> bool:
+        """One token if there is one: False means the budget is spent for now."""
+        now = self._clock()
+        self._tokens = min(self._burst, self._tokens + (now - self._updated) * self._per_second)
+        self._updated = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
+
+
+class _BudgetSpent(Exception):
+    """The channel's token bucket is empty: the request is not sent."""
+
+
 @dataclass
 class _ChannelCache:
+    bucket: TokenBucket
+    arn: str | None = None
     endpoint: str | None = None
     servers: list[IceServer] = field(default_factory=list)
     expires_at: float = 0.0
@@ -159,12 +239,15 @@ class KvsIce:
     GetIceServerConfig calls per second, so credentials are cached per channel. Credentials live
     300 s; cached ones are served only while at least ``refresh_margin`` seconds (240) are left, so a
     browser that uses them a minute after ``ice_config`` (a slow microphone prompt, retries) is still
-    well inside their lifetime. That is one GetIceServerConfig per channel per minute at most.
+    well inside their lifetime. That is one GetIceServerConfig per channel per minute at most while
+    requests succeed; the token bucket bounds the retries when they do not.
+
+    ``channels`` are VOICE_AGENT_KVS_CHANNEL_ARN's entries (see ``kvs_channels``).
     """
 
     def __init__(
         self,
-        channel_arns: Sequence[str],
+        channels: Sequence[str],
         *,
         region: str,
         client_factory: ClientFactory | None = None,
@@ -172,15 +255,15 @@ class KvsIce:
         clock: Callable[[], float] = time.monotonic,
         metrics: Metrics | None = None,
     ) -> None:
-        if not channel_arns:
-            raise ValueError("KvsIce needs at least one signaling channel ARN")
-        self._channel_arns = tuple(channel_arns)
+        self._channels = kvs_channels(channels)
+        if not self._channels:
+            raise ValueError("KvsIce needs at least one signaling channel")
         self._region = region
         self._client_factory = client_factory or self._boto3_client
         self._refresh_margin = refresh_margin
         self._clock = clock
         self._metrics: Metrics = metrics if metrics is not None else NoMetrics()
-        self._caches: dict[str, _ChannelCache] = {}
+        self._caches: dict[int, _ChannelCache] = {}
         self._kinesisvideo: Any = None
         self._signaling_clients: dict[str, Any] = {}
         # Refreshes of different channels run in parallel worker threads, and creating boto3 clients
@@ -188,11 +271,15 @@ class KvsIce:
         self._clients_lock = threading.Lock()
 
     def channel_for(self, session_id: str) -> str:
+        """The channel's ARN (or name, for a pool named by its first channel) for this session."""
+        return self._channels[self._index_for(session_id)].key
+
+    def _index_for(self, session_id: str) -> int:
         """Stable across processes (not Python's salted ``hash``): one session, one channel."""
-        if len(self._channel_arns) == 1:
-            return self._channel_arns[0]
+        if len(self._channels) == 1:
+            return 0
         digest = hashlib.sha256(session_id.encode()).digest()
-        return self._channel_arns[int.from_bytes(digest[:8], "big") % len(self._channel_arns)]
+        return int.from_bytes(digest[:8], "big") % len(self._channels)
 
     async def servers(self, session_id: str) -> list[IceServer]:
         servers, _ = await self._credentials(session_id)
@@ -204,24 +291,43 @@ class KvsIce:
         expires_in = max(0, math.floor(expires_at - self._clock()))
         return BrowserIce(servers=kvs_browser_server(servers), expires_in=expires_in)
 
+    def _cache(self, index: int) -> _ChannelCache:
+        cache = self._caches.get(index)
+        if cache is None:
+            bucket = TokenBucket(burst=CHANNEL_BURST, per_second=CHANNEL_REFILL_PER_SECOND, clock=self._clock)
+            cache = self._caches[index] = _ChannelCache(bucket=bucket, arn=self._channels[index].arn)
+        return cache
+
     async def _credentials(self, session_id: str) -> tuple[list[IceServer], float]:
         """The channel's servers and when their credentials expire (on ``clock``)."""
-        channel_arn = self.channel_for(session_id)
-        cache = self._caches.setdefault(channel_arn, _ChannelCache())
+        index = self._index_for(session_id)
+        channel = self._channels[index]
+        cache = self._cache(index)
         async with cache.lock:
             if cache.servers and self._clock() < cache.expires_at - self._refresh_margin:
                 self._metrics.count(KVS_CREDENTIAL_CACHE_HITS)
                 return list(cache.servers), cache.expires_at
             try:
+                if cache.arn is None:
+                    self._spend(cache)
+                    cache.arn = await asyncio.to_thread(self._describe, channel.name)
                 if cache.endpoint is None:
-                    cache.endpoint = await asyncio.to_thread(self._fetch_endpoint, channel_arn)
+                    cache.endpoint = await asyncio.to_thread(self._fetch_endpoint, cache.arn)
+                self._spend(cache)
                 self._metrics.count(KVS_CREDENTIAL_FETCHES)
-                servers, ttl = await asyncio.to_thread(self._fetch_servers, channel_arn, cache.endpoint)
+                servers, ttl = await asyncio.to_thread(self._fetch_servers, cache.arn, cache.endpoint)
+            except _BudgetSpent:
+                self._metrics.count(KVS_RATE_LIMITED)
+                log_event(logger, "kvs_throttled", level=logging.WARNING, channel=channel.name, by="agent")
+                if cache.servers and self._clock() < cache.expires_at:
+                    return list(cache.servers), cache.expires_at
+                raise IceUnavailable(f"the request budget of channel {channel.name} is spent") from None
             except IceUnavailable:
                 raise
             except Exception as error:  # botocore raises many kinds; all mean "not now"
                 if _error_code(error) in THROTTLE_ERROR_CODES:
                     self._metrics.count(KVS_THROTTLES)
+                    log_event(logger, "kvs_throttled", level=logging.WARNING, channel=channel.name, by="kvs")
                 if cache.servers and self._clock() < cache.expires_at:
                     # A failed early refresh: the old ones are still valid.
                     return list(cache.servers), cache.expires_at
@@ -229,23 +335,36 @@ class KvsIce:
                     logger,
                     "kvs_ice_failed",
                     level=logging.WARNING,
-                    channel_arn=channel_arn,
+                    channel=channel.name,
+                    channel_arn=cache.arn,
                     error=type(error).__name__,
                     detail=str(error),
                 )
-                raise IceUnavailable(f"TURN credentials from {channel_arn} failed") from error
+                raise IceUnavailable(f"TURN credentials from {channel.key} failed") from error
             cache.servers = servers
             cache.expires_at = self._clock() + ttl
-            log_event(logger, "kvs_ice_refreshed", channel_arn=channel_arn, servers=len(servers), ttl=ttl)
+            log_event(logger, "kvs_ice_refreshed", channel=channel.name, servers=len(servers), ttl=ttl)
             return list(servers), cache.expires_at
 
-    def _fetch_endpoint(self, channel_arn: str) -> str:
-        """Runs in a worker thread (boto3 is synchronous). The endpoint never changes: fetched once."""
+    @staticmethod
+    def _spend(cache: _ChannelCache) -> None:
+        if not cache.bucket.take():
+            raise _BudgetSpent
+
+    def _control_plane(self) -> Any:
         with self._clients_lock:
             if self._kinesisvideo is None:
                 self._kinesisvideo = self._client_factory("kinesisvideo", None)
-            kinesisvideo = self._kinesisvideo
-        reply = kinesisvideo.get_signaling_channel_endpoint(
+            return self._kinesisvideo
+
+    def _describe(self, name: str) -> str:
+        """Runs in a worker thread (boto3 is synchronous). A channel's ARN never changes: looked up once."""
+        reply = self._control_plane().describe_signaling_channel(ChannelName=name)
+        return reply["ChannelInfo"]["ChannelARN"]
+
+    def _fetch_endpoint(self, channel_arn: str) -> str:
+        """Runs in a worker thread. The endpoint never changes: fetched once."""
+        reply = self._control_plane().get_signaling_channel_endpoint(
             ChannelARN=channel_arn,
             SingleMasterChannelEndpointConfiguration={"Protocols": ["HTTPS"], "Role": "MASTER"},
         )

@@ -14,6 +14,12 @@ per packet duration, whatever the network does:
 - **The delay comes back.** Above target (a burst of delayed packets arrived at once) a frame is
   dropped, preferably a quiet one; below target (packets started to come late) a concealment frame
   is inserted. So no network event adds delay for the rest of the call.
+- **Lost packets are asked for again.** A gap in the sequence numbers, or a packet that is overdue by
+  more than the jitter allows, is requested once (``take_requests``: the receive path sends an RTCP
+  NACK). Senders that keep a history, aiortc's among them, send it again; once retransmissions are
+  seen to arrive, the delay makes room for them (their 90th percentile), when that costs at most
+  ``max_nack_extra`` over what the jitter asks for.
+  Browsers do not retransmit audio: for them nothing comes back and the delay stays as it is.
 - **Long gaps.** After ``max_conceal_frames`` concealed in a row (the caller went away, the network
   died) playout pauses until packets come back; a jump of more than ``max_gap_frames`` packets
   (a restarted sender) starts playout afresh at the new packet.
@@ -26,6 +32,7 @@ from __future__ import annotations
 import enum
 from collections import deque
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 RTP_CLOCK = 48_000
 """Opus's RTP clock rate (RFC 7587), whatever the rate of the audio inside."""
@@ -42,8 +49,9 @@ class Kind(enum.Enum):
     """The packet is missing and nothing can recover it: conceal ``ticks`` of audio."""
 
 
-@dataclass(frozen=True)
-class Playout:
+class Playout(NamedTuple):
+    """One frame to play (a tuple: made 50 times a second per call)."""
+
     kind: Kind
     ticks: int
     """Duration in RTP ticks (48 kHz)."""
@@ -64,12 +72,22 @@ class PlayoutSettings:
     """Packets (2 s at 20 ms) over which the jitter percentile is taken."""
     base_window: float = 4.0
     """Seconds over which the fastest transit is tracked (longer follows clock drift more slowly)."""
-    hysteresis: float = 0.010
-    """The delay may wander this far from its target before it is corrected."""
-    force_drop_above: float = 0.040
+    hysteresis: float = 0.020
+    """The delay may sit this far above its target before it is brought down (one frame: a step of
+    the correction), and never below it, so the packets the target is there for are in time."""
+    force_drop_above: float = 0.060
     """Further above target than this, frames are dropped whether or not they are quiet."""
     max_gap_frames: int = 50
     max_conceal_frames: int = 25
+    nack: bool = True
+    """Ask for lost packets again (RTCP NACK)."""
+    max_nack_delay: float = 0.150
+    """A retransmission that takes longer than this is not waited for."""
+    max_nack_extra: float = 0.030
+    """Nor one that would add more than this to the delay the jitter alone asks for: a round trip
+    costs delay on every frame, and 30 ms is what a caller may lose to a lossy network."""
+    nack_margin: float = 0.005
+    max_nack_batch: int = 16
 
     def __post_init__(self) -> None:
         if not 0 < self.min_delay <= self.initial_delay <= self.max_delay:
@@ -94,10 +112,13 @@ class PlayoutStats:
     inserted: int = 0
     resyncs: int = 0
     pauses: int = 0
+    requested: int = 0
+    """Packets asked for again (NACK)."""
+    retransmitted: int = 0
+    """Packets asked for that came in time to be played."""
 
 
-@dataclass
-class _Packet:
+class _Packet(NamedTuple):
     ts: int
     payload: bytes
     ticks: int
@@ -142,6 +163,13 @@ class PlayoutBuffer:
         self._since_target = 0
         self._concealed_in_a_row = 0
         self._played_received: deque[int] = deque(maxlen=64)
+        self._requested: dict[int, float] = {}
+        """Packets asked for again, by sequence number: kept a while, so a late answer is known."""
+        self._missing: dict[int, int] = {}
+        """Packets a later one showed to be missing, with their timestamps, until asked for or here."""
+        self._recoveries: deque[tuple[float, float]] = deque(maxlen=20)
+        self._last_arrival = 0.0
+        self._jitter_level = 0.0
 
     # --- what the caller reads -----------------------------------------------------------------
     @property
@@ -167,7 +195,14 @@ class PlayoutBuffer:
         seq = self._unwrap_seq(sequence_number)
         ts = self._unwrap_ts(timestamp)
         ticks = ticks if ticks > 0 else self._ticks
-        self._observe_transit(arrival, ts)
+        self._last_arrival = arrival
+        requested = self._requested.pop(seq, None) is not None
+        self._missing.pop(seq, None)
+        if requested:
+            # A retransmission: how long after its first chance it came, not network jitter.
+            self._recoveries.append((arrival, arrival - ts / RTP_CLOCK - self._base.minimum))
+        else:
+            self._observe_transit(arrival, ts)
 
         far = self.settings.max_gap_frames
         if self._next_time is None:
@@ -185,10 +220,16 @@ class PlayoutBuffer:
         if seq in self._packets:
             self.stats.duplicates += 1
             return
-        if self._highest is not None and seq < self._highest:
+        if requested:
+            self.stats.retransmitted += 1
+        elif self._highest is not None and seq < self._highest:
             self.stats.reordered += 1
-        self._packets[seq] = _Packet(ts=ts, payload=payload, ticks=ticks)
+        self._packets[seq] = _Packet(ts, payload, ticks)
         if self._highest is None or seq > self._highest:
+            if self.settings.nack and self._highest is not None and seq > self._highest + 1:
+                for n in range(max(self._highest + 1, seq - self.settings.max_nack_batch), seq):
+                    if n not in self._requested:
+                        self._missing[n] = ts - (seq - n) * ticks
             self._highest, self._highest_ts = seq, ts
 
     def _start(self, seq: int, ts: int, ticks: int, arrival: float) -> None:
@@ -198,6 +239,8 @@ class PlayoutBuffer:
         self._next_time = arrival + self._target
         self._concealed_in_a_row = 0
         self._highest, self._highest_ts = seq, ts
+        self._requested.clear()
+        self._missing.clear()
 
     def _observe_transit(self, arrival: float, ts: int) -> None:
         transit = arrival - ts / RTP_CLOCK
@@ -209,10 +252,46 @@ class PlayoutBuffer:
             self._target = self._new_target()
 
     def _new_target(self) -> float:
-        ordered = sorted(self._jitter)
-        index = min(len(ordered) - 1, int(len(ordered) * self.settings.jitter_percentile / 100))
+        settings = self.settings
         frame = self._ticks / RTP_CLOCK
-        return min(max(ordered[index] + frame, self.settings.min_delay), self.settings.max_delay)
+        self._jitter_level = _percentile(self._jitter, settings.jitter_percentile)
+        target = self._jitter_level + frame
+        recent = [delay for at, delay in self._recoveries if at >= self._last_arrival - 5.0]
+        if recent:
+            # Retransmissions arrive: wait for most of them, if they are quick enough to be worth it.
+            wait = _percentile(recent, 90.0) + settings.nack_margin
+            if wait <= settings.max_nack_delay and wait - target <= settings.max_nack_extra:
+                target = max(target, wait)
+        return min(max(target, settings.min_delay), settings.max_delay)
+
+    # --- retransmission requests ---------------------------------------------------------------
+    @property
+    def next_request_due(self) -> float | None:
+        """When the earliest packet a later one showed missing is overdue by more than the jitter
+        allows (it is then asked for). Only a gap is evidence: a packet merely late is jitter."""
+        if not self._missing or not self._base._items:
+            return None
+        return self._overdue_at(min(self._missing.values()))
+
+    def _overdue_at(self, ts: int) -> float:
+        return ts / RTP_CLOCK + self._base.minimum + self._jitter_level + self.settings.nack_margin
+
+    def take_requests(self, now: float) -> list[int]:
+        """The 16-bit sequence numbers to ask for again now; each is asked for once."""
+        if not self._missing or not self._base._items:
+            return []
+        wanted = sorted(
+            n for n, ts in self._missing.items() if n >= self._next_seq and now >= self._overdue_at(ts)
+        )
+        for n in wanted:
+            del self._missing[n]
+            self._requested[n] = now
+        for stale in [n for n in self._missing if n < self._next_seq]:
+            del self._missing[stale]
+        while len(self._requested) > 256:  # a late answer is still recognised for ~5 s of requests
+            del self._requested[next(iter(self._requested))]
+        self.stats.requested += len(wanted)
+        return [n & 0xFFFF for n in wanted]
 
     # --- frames out ----------------------------------------------------------------------------
     def pop(self, now: float) -> Playout | None:
@@ -224,7 +303,7 @@ class PlayoutBuffer:
             return None
         delay = self.delay
         frame = self._ticks / RTP_CLOCK
-        if delay is not None and delay < self._target - self.settings.hysteresis:
+        if delay is not None and delay < self._target - 0.001:
             # Packets are coming later than the delay allows: conceal once and keep the position.
             self.stats.inserted += 1
             self.stats.concealed += 1
@@ -298,3 +377,8 @@ class PlayoutBuffer:
             return timestamp
         delta = ((timestamp - self._highest_ts) + 0x80000000) % 0x100000000 - 0x80000000
         return self._highest_ts + delta
+
+
+def _percentile(values: deque[float] | list[float], percentile: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * percentile / 100))]

@@ -9,15 +9,17 @@ call, such as a test's client) gets aiortc's own.
 
 The adaptive buffer keeps the packets, plays them out on its own clock (``jitter.PlayoutBuffer``),
 decodes them with libopus straight to the voice's 16 kHz mono, recovering lost packets from the
-browser's in-band FEC or concealing them, and hands the PCM to the call. It never returns a frame
-to aiortc, so aiortc's decoder thread and its stereo 48 kHz decode stay idle.
+browser's in-band FEC or concealing them, and hands the PCM to the call. Packets a gap shows to be
+missing are asked for again through the receiver's own RTCP NACK sender (``_send_rtcp_nack``, which
+aiortc uses for video; the call hands it over): aiortc-based senders keep a history and answer.
+It never returns a frame to aiortc, so aiortc's decoder thread and its stereo 48 kHz decode stay idle.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import asdict
@@ -36,6 +38,9 @@ QUIET_DBFS = -45.0
 _ACTIVE: ContextVar[ReceivePath | None] = ContextVar("voice_agent_receive_path", default=None)
 """The call whose peer connection is being negotiated in this task (contextvars are per task)."""
 
+NackSender = Callable[[int, list[int]], Awaitable[None]]
+"""``(media_ssrc, sequence_numbers)``: asks the sender for these packets again (RTCP NACK)."""
+
 AudioSink = Callable[[bytes, bool], None]
 """``(pcm, real)``: mono s16 PCM at the path's rate; ``real`` is False for concealment (no packet came)."""
 
@@ -52,6 +57,8 @@ class ReceivePath:
         self._buffer: AdaptiveJitterBuffer | None = None
         #: The Opus payload type of the negotiated answer; other payload types are ignored.
         self.payload_type: int | None = None
+        #: How to ask for lost packets again: aiortc's receiver's own NACK sender, once it exists.
+        self.send_nack: NackSender | None = None
 
     @contextmanager
     def installed(self) -> Iterator[None]:
@@ -114,6 +121,10 @@ class AdaptiveJitterBuffer:
         self._corrupt = 0
         self._closed = False
         self._ticks_per_sample = RTP_CLOCK // INPUT_RATE
+        self._ssrc: int | None = None
+        self._fec_packets = 0
+        self._nacks: set[asyncio.Future[None]] = set()
+        self._nack_failures = 0
 
     def add(self, packet: Any) -> tuple[bool, None]:
         """One RTP packet from aiortc's receiver (on the event loop). Nothing goes back to aiortc."""
@@ -130,20 +141,39 @@ class AdaptiveJitterBuffer:
             self._decoder = OpusDecoder(sample_rate=self._path.sample_rate, channels=1)
             self._ticks_per_sample = RTP_CLOCK // self._path.sample_rate
             self._loop = asyncio.get_running_loop()
+        assert self._loop is not None
+        self._ssrc = packet.ssrc
         ticks = self._decoder.samples_in(payload) * self._ticks_per_sample
-        self._playout.push(packet.sequence_number, packet.timestamp, payload, ticks, self._loop.time())
-        if self._timer is None:
-            self._schedule()
+        if has_fec(payload):
+            self._fec_packets += 1  # the caller sends in-band FEC (a browser that saw our loss reports)
+        now = self._loop.time()
+        self._playout.push(packet.sequence_number, packet.timestamp, payload, ticks, now)
+        self._ask_again(now)
+        self._schedule()
         return False, None
 
     def _schedule(self) -> None:
+        """Wake for the next frame, or sooner when a missing packet becomes overdue."""
         due = self._playout.next_due
-        self._timer = None if due is None or self._loop is None else self._loop.call_at(due, self._wake)
+        asked = self._playout.next_request_due
+        if asked is not None and (due is None or asked < due):
+            due = asked
+        if due is None or self._loop is None:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            return
+        if self._timer is not None:
+            if self._timer.when() <= due:
+                return
+            self._timer.cancel()
+        self._timer = self._loop.call_at(due, self._wake)
 
     def _wake(self) -> None:
         self._timer = None
         assert self._loop is not None and self._decoder is not None
         now = self._loop.time()
+        self._ask_again(now)
         while (item := self._playout.pop(now)) is not None:
             pcm = self._decode(item)
             if item.drop:
@@ -153,6 +183,20 @@ class AdaptiveJitterBuffer:
                 continue
             self._path._on_audio(pcm, item.kind is not Kind.CONCEAL)
         self._schedule()
+
+    def _ask_again(self, now: float) -> None:
+        """NACK what has become overdue; aiortc senders answer, browsers ignore it for audio."""
+        wanted = self._playout.take_requests(now)
+        send = self._path.send_nack
+        if wanted and send is not None and self._ssrc is not None:
+            task = asyncio.ensure_future(send(self._ssrc, wanted))
+            self._nacks.add(task)
+            task.add_done_callback(self._nack_sent)
+
+    def _nack_sent(self, task: asyncio.Future[None]) -> None:
+        self._nacks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self._nack_failures += 1  # a transport closing under it: nothing to do
 
     def _decode(self, item: Playout) -> bytes:
         decoder = self._decoder
@@ -179,10 +223,14 @@ class AdaptiveJitterBuffer:
         report["delay_ms"] = None if delay is None else round(delay * 1000, 1)
         report["ignored"] = self._ignored
         report["corrupt"] = self._corrupt
+        report["nack_failures"] = self._nack_failures
+        report["fec_packets"] = self._fec_packets
         return report
 
     def close(self) -> None:
         self._closed = True
+        for task in self._nacks:
+            task.cancel()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

@@ -35,3 +35,16 @@ def with_opus_parameters(sdp: str, payload_type: int, parameters: Mapping[str, i
         if line.lower().startswith(f"a=rtpmap:{payload_type} opus/"):
             out.append(fmtp)
     return "\r\n".join(out) + "\r\n"
+
+
+def offers_fec(sdp: str, payload_type: int) -> bool:
+    """Whether the offer's Opus says it takes in-band FEC (``useinbandfec=1``), as browsers do: a
+    sender that can decode FEC also sends it once it sees loss, which asking again would only hide."""
+    prefix = f"a=fmtp:{payload_type} "
+    for line in sdp.splitlines():
+        if line.startswith(prefix):
+            parameters = dict(
+                part.strip().split("=", 1) for part in line[len(prefix) :].split(";") if "=" in part
+            )
+            return parameters.get("useinbandfec", "0").strip() == "1"
+    return False

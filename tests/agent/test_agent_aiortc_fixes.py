@@ -18,6 +18,8 @@ from aiortc.codecs.g722 import G722Encoder
 from aiortc.codecs.opus import OpusEncoder
 from voice_agent import aiortc_fixes
 
+from tests.support.turn import TurnServer
+
 AIORTC_AUDIO_LEVEL = aiortc_fixes.AIORTC_COMPUTE_AUDIO_LEVEL_DBOV
 
 
@@ -137,3 +139,61 @@ def test_aiortcs_audio_encoders_resample_without_a_thread_pool(encoder_type: typ
     encoder.encode(frame)
     assert encoder.resampler.threads == 1
     assert os_threads() == before
+
+
+# --- TURN sends ---------------------------------------------------------------------------------
+
+
+class _Collect(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.received: list[bytes] = []
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.received.append(data)
+
+
+async def _relay_to_peer(turn_server: TurnServer, sendto: object) -> tuple[list[bytes], int]:
+    """Send 50 datagrams through a real TURN allocation with ``sendto``; what the peer got, and how
+    many send tasks aioice had pending right after the bound-channel sends."""
+    from aioice.turn import TurnTransport, create_turn_endpoint
+
+    loop = asyncio.get_running_loop()
+    peer, collect = await loop.create_datagram_endpoint(_Collect, local_addr=("127.0.0.1", 0))
+    relay, _ = await create_turn_endpoint(
+        asyncio.DatagramProtocol,
+        server_addr=("127.0.0.1", turn_server.port),
+        username=turn_server.username,
+        password=turn_server.credential,
+    )
+    original = TurnTransport.sendto
+    TurnTransport.sendto = sendto  # type: ignore[method-assign]
+    try:
+        address = peer.get_extra_info("sockname")
+        relay.sendto(b"bind", address)  # the first send binds a channel (aioice's own path either way)
+        await asyncio.sleep(0.2)
+        for n in range(50):
+            relay.sendto(b"datagram %02d" % n, address)
+        pending = len(relay._TurnTransport__send_tasks)  # type: ignore[attr-defined]
+        await asyncio.sleep(0.2)
+    finally:
+        TurnTransport.sendto = original  # type: ignore[method-assign]
+        relay.close()
+        peer.close()
+    return collect.received, pending
+
+
+async def test_turn_sends_on_a_bound_channel_need_no_task_and_arrive_as_with_aioices_own(
+    turn_server: TurnServer,
+) -> None:
+    own, own_pending = await _relay_to_peer(turn_server, aiortc_fixes.AIOICE_TURN_SENDTO)
+    fast, fast_pending = await _relay_to_peer(turn_server, aiortc_fixes.turn_sendto)
+    assert fast == own == [b"bind"] + [b"datagram %02d" % n for n in range(50)]
+    assert own_pending > 0  # aioice's own path: one task per datagram
+    assert fast_pending == 0
+
+
+def test_install_replaces_aioices_turn_send() -> None:
+    from aioice.turn import TurnTransport
+
+    assert aiortc_fixes.install() is True
+    assert TurnTransport.sendto is aiortc_fixes.turn_sendto

@@ -12,9 +12,21 @@ from typing import Any
 import boto3
 import httpx
 import pytest
+from agent_kvs import ManualClock, QuotaKvs
 from botocore.stub import ANY, Stubber
 from voice_agent.app import create_app
-from voice_agent.ice import BrowserIce, IceServer, IceUnavailable, KvsIce, StaticIce, aiortc_ice_servers
+from voice_agent.ice import (
+    BrowserIce,
+    IceServer,
+    IceUnavailable,
+    KvsChannel,
+    KvsIce,
+    StaticIce,
+    TokenBucket,
+    aiortc_ice_servers,
+    kvs_channels,
+)
+from voice_agent.metrics import KVS_RATE_LIMITED, KVS_THROTTLES
 from voice_agent.settings import Settings
 
 REGION = "us-west-2"
@@ -209,12 +221,13 @@ def test_a_pool_of_channels_is_chosen_stably_by_session_id() -> None:
     assert set(chosen) == set(channels)  # spread over the pool
 
 
-def test_starting_the_agent_with_kvs_imports_no_boto3_and_makes_no_call() -> None:
+@pytest.mark.parametrize("channels", [CHANNEL, "pool:voice-agent-dev-turn:300"])
+def test_starting_the_agent_with_kvs_imports_no_boto3_and_makes_no_call(channels: str) -> None:
     code = (
         "import sys\n"
         "from voice_agent.app import create_app\n"
         "from voice_agent.settings import Settings\n"
-        f"create_app(Settings(ice_servers='kvs', kvs_channel_arns=({CHANNEL!r},), region={REGION!r}))\n"
+        f"create_app(Settings(ice_servers='kvs', kvs_channel_arns=({channels!r},), region={REGION!r}))\n"
         "assert 'boto3' not in sys.modules and 'botocore' not in sys.modules, 'boto3 imported at start-up'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
@@ -330,3 +343,124 @@ async def test_parallel_refreshes_of_a_pool_create_each_client_once(kvs: Stubbed
     created = sorted(service for service, _, _ in kvs.factory_calls)
     assert created == ["kinesis-video-signaling", "kinesisvideo"], created
     kvs.assert_all_used()
+
+
+# -- a pool named by its first channel, and the per-channel request budget ---------------------------
+
+
+def test_a_named_pool_is_its_first_channel_then_the_numbered_ones() -> None:
+    assert kvs_channels(["pool:voice-agent-prod-turn:3"]) == (
+        KvsChannel(name="voice-agent-prod-turn"),
+        KvsChannel(name="voice-agent-prod-turn-2"),
+        KvsChannel(name="voice-agent-prod-turn-3"),
+    )
+    assert kvs_channels([CHANNEL]) == (KvsChannel(name="voice-agent-dev", arn=CHANNEL),)
+
+
+@pytest.mark.parametrize("entry", ["pool:voice-agent-dev-turn", "pool:voice-agent-dev-turn:0", "pool::3"])
+def test_a_malformed_pool_is_refused_naming_the_setting(entry: str) -> None:
+    with pytest.raises(ValueError, match="VOICE_AGENT_KVS_CHANNEL_ARN"):
+        KvsIce([entry], region=REGION, client_factory=lambda *_: None)
+
+
+async def test_a_named_channel_is_looked_up_once_and_its_arn_kept() -> None:
+    clock = ManualClock()
+    kvs = QuotaKvs(["voice-agent-dev-turn", "voice-agent-dev-turn-2"], clock)
+    provider = KvsIce(["pool:voice-agent-dev-turn:2"], region=REGION, client_factory=kvs.factory, clock=clock)
+    session = "session-a"
+    await provider.servers(session)
+    clock.now += 290  # credentials past their refresh margin: fetched again, the channel not looked up
+    await provider.servers(session)
+    assert kvs.requests == {
+        "DescribeSignalingChannel": 1,
+        "GetSignalingChannelEndpoint": 1,
+        "GetIceServerConfig": 2,
+    }
+
+
+def test_the_bucket_lets_at_most_five_requests_through_in_any_second() -> None:
+    clock = ManualClock(now=0.0)
+    bucket = TokenBucket(burst=2, per_second=3.0, clock=clock)
+    granted = []
+    for step in range(1000):  # a request every 10 ms for 10 s
+        clock.now = step / 100
+        if bucket.take():
+            granted.append(clock.now)
+    busiest = max(sum(1 for t in granted if start <= t <= start + 1.0) for start in granted)
+    assert busiest == 5
+    assert len(granted) == 2 + 29  # the burst, then 3 a second for the 9.99 s after it
+
+
+async def test_a_spent_budget_is_answered_as_503_without_asking_kvs(kvs: StubbedKvs) -> None:
+    clock = FakeClock()
+    counting = Counting()
+    provider = KvsIce([CHANNEL], region=REGION, client_factory=kvs.factory, clock=clock, metrics=counting)
+    app = create_app(
+        Settings(ice_servers="kvs", kvs_channel_arns=(CHANNEL,), region=REGION), ice_provider=provider
+    )
+    kvs.expect_endpoint()
+    kvs.expect_ice_error()  # KVS throttles the first two; the budget holds the next three back
+    kvs.expect_ice_error()
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://agent") as client:
+        answers = [await client.post("/invocations", json={"action": "ice_config"}) for _ in range(5)]
+        kvs.assert_all_used()  # three of the five never reached KVS (Stubber fails any unscripted call)
+        clock.now += 1 / 3  # one more request's worth
+        kvs.expect_ice("user-1")
+        recovered = await client.post("/invocations", json={"action": "ice_config"})
+    assert [a.status_code for a in answers] == [503] * 5
+    for answer in answers:
+        error = answer.json()["error"]
+        assert (error["code"], error["message"]) == (
+            "ice_unavailable",
+            "TURN credentials are unavailable right now; try again",
+        )
+        assert set(error) == {"code", "message", "id"}
+    assert recovered.status_code == 200
+    assert (counting.counts[KVS_THROTTLES], counting.counts[KVS_RATE_LIMITED]) == (2, 3)
+
+
+async def test_a_spent_budget_keeps_serving_credentials_that_are_still_valid(kvs: StubbedKvs) -> None:
+    clock = FakeClock()
+    provider = KvsIce([CHANNEL], region=REGION, client_factory=kvs.factory, clock=clock, refresh_margin=60)
+    kvs.expect_endpoint()
+    kvs.expect_ice("user-1", ttl=300)
+    await provider.servers("s")
+    clock.now += 250  # inside the refresh margin, still valid
+    kvs.expect_ice_error()
+    kvs.expect_ice_error()
+    served = [(await provider.servers("s"))[0].username for _ in range(4)]
+    assert served == ["user-1"] * 4  # two failed refreshes, then two held back by the budget
+    kvs.assert_all_used()
+
+
+async def test_kvs_throttles_are_counted_and_logged_by_channel(
+    kvs: StubbedKvs, caplog: pytest.LogCaptureFixture
+) -> None:
+    counting = Counting()
+    provider = KvsIce([CHANNEL], region=REGION, client_factory=kvs.factory, metrics=counting)
+    kvs.expect_endpoint()
+    kvs.expect_ice_error("ClientLimitExceededException")
+    with caplog.at_level("WARNING", logger="voice_agent.ice"), pytest.raises(IceUnavailable):
+        await provider.servers("s")
+    assert counting.counts[KVS_THROTTLES] == 1
+    (throttled,) = [r for r in caplog.records if r.getMessage() == "kvs_throttled"]
+    assert (throttled.channel, throttled.by) == ("voice-agent-dev", "kvs")
+
+
+class Counting:
+    """Metrics that count what the provider reports (fetches and hits included)."""
+
+    enabled = True
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    def call_ended(self, record: Any) -> None:
+        pass
+
+    def call_live(self, seconds: float) -> None:
+        pass
+
+    def count(self, name: str, value: int = 1) -> None:
+        self.counts[name] = self.counts.get(name, 0) + value

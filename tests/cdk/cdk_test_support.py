@@ -128,8 +128,11 @@ EXPLICIT_ACCOUNT_STAGES = {
 }
 
 
-# A stage with a pool of three KVS signaling channels (TURN capacity for about 75 concurrent calls).
-TURN_POOL_STAGES = {"pool": {"region": "us-west-2", "turnChannels": 3}}
+# A stage whose TURN pool is set to one KVS signaling channel (the derived pool would be 3).
+ONE_CHANNEL_STAGES = {"solo": {"region": "us-west-2", "turnChannels": 1}}
+
+# A stage for 1,000 concurrent calls and 25 new calls a second: a pool of 224 channels, passed by name.
+SCALED_STAGES = {"scale": {"region": "us-west-2", "maxConcurrentCalls": 1000, "peakNewCallsPerSecond": 25}}
 
 # A stage in a region that serves Nova 2 Sonic only through an inference profile.
 PROFILE_STAGES = {"prof": {"region": "us-east-2", "modelId": "us.amazon.nova-2-sonic-v1:0"}}

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 from cdk_test_support import (
     EXPLICIT_ACCOUNT_STAGES,
+    ONE_CHANNEL_STAGES,
     PROFILE_STAGES,
+    SCALED_STAGES,
     STAGE_NAMES,
-    TURN_POOL_STAGES,
     SynthesizedStage,
     run_cdk,
     synthesize,
@@ -45,9 +46,17 @@ def explicit_account(web_client_dir: Path, tmp_path_factory: pytest.TempPathFact
 
 
 @pytest.fixture(scope="session")
-def turn_pool(web_client_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> SynthesizedStage:
-    """A stage with `turnChannels: 3`, synthesized once (cdk-nag runs and would raise on a finding)."""
-    return synthesize("pool", web_client_dir, tmp_path_factory.mktemp("synth_pool"), stages=TURN_POOL_STAGES)
+def one_channel(web_client_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> SynthesizedStage:
+    """A stage with `turnChannels: 1`, synthesized once (cdk-nag runs and would raise on a finding)."""
+    return synthesize(
+        "solo", web_client_dir, tmp_path_factory.mktemp("synth_solo"), stages=ONE_CHANNEL_STAGES
+    )
+
+
+@pytest.fixture(scope="session")
+def scaled(web_client_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> SynthesizedStage:
+    """A stage for 1,000 concurrent calls (224 channels), synthesized once (cdk-nag runs)."""
+    return synthesize("scale", web_client_dir, tmp_path_factory.mktemp("synth_scale"), stages=SCALED_STAGES)
 
 
 @pytest.fixture(scope="session")

@@ -7,10 +7,15 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Match
 from cdk_test_support import STAGE_NAMES, SynthesizedStage
+from voice_agent.ice import kvs_channels
+from voice_agent_ops import naming
 
+from cdk import capacity
+from cdk.config import MAX_ENV_VALUE_CHARS
 from cdk.csp import content_security_policy
 from cdk.models import model_route
 from cdk.runtime import model_invoke_resources
+from cdk.signaling import SignalingChannelPool, longest_arns_length
 
 AGENT_OUTPUTS = {
     "WebClientUrl",
@@ -72,11 +77,10 @@ def runtime_policy_statements(stage: SynthesizedStage) -> list[dict]:
 
 
 @pytest.mark.parametrize("stage_name", STAGE_NAMES)
-def test_kvs_signaling_channel_is_single_master(synthesized, stage_name: str) -> None:
-    synthesized[stage_name].agent.has_resource_properties(
-        "AWS::KinesisVideo::SignalingChannel",
-        {"Type": "SINGLE_MASTER", "Name": f"voice-agent-{stage_name}-turn"},
-    )
+def test_kvs_signaling_channels_are_single_master(synthesized, stage_name: str) -> None:
+    channels = synthesized[stage_name].agent.find_resources("AWS::KinesisVideo::SignalingChannel")
+    assert channels
+    assert {c["Properties"]["Type"] for c in channels.values()} == {"SINGLE_MASTER"}
 
 
 @pytest.mark.parametrize("stage_name", STAGE_NAMES)
@@ -89,28 +93,6 @@ def test_model_permission_is_exactly_the_foundation_model_with_empty_account(
     expected = f"arn:aws:bedrock:{stage.config.region}::foundation-model/{stage.config.model_id}"
     assert statement["Resource"] == expected
     assert statement["Resource"].split(":")[4] == ""  # the account field
-
-
-@pytest.mark.parametrize("stage_name", STAGE_NAMES)
-def test_kvs_permissions_are_scoped_to_the_channel_arn(synthesized, stage_name: str) -> None:
-    stage = synthesized[stage_name]
-    channel_id, _ = only(stage, "AWS::KinesisVideo::SignalingChannel")
-    kvs = [
-        s
-        for s in runtime_policy_statements(stage)
-        if any(a.startswith("kinesisvideo:") for a in as_list(s["Action"]))
-    ]
-    assert kvs == [
-        {
-            "Action": [
-                "kinesisvideo:DescribeSignalingChannel",
-                "kinesisvideo:GetIceServerConfig",
-                "kinesisvideo:GetSignalingChannelEndpoint",
-            ],
-            "Effect": "Allow",
-            "Resource": {"Fn::GetAtt": [channel_id, "Arn"]},
-        }
-    ]
 
 
 @pytest.mark.parametrize("stage_name", STAGE_NAMES)
@@ -131,7 +113,6 @@ def test_runtime_runs_in_vpc_mode_on_the_private_subnets(synthesized, stage_name
 def test_runtime_protocol_platform_lifecycle_and_environment(synthesized, stage_name: str) -> None:
     stage = synthesized[stage_name]
     config = stage.config
-    channel_id, _ = only(stage, "AWS::KinesisVideo::SignalingChannel")
     stage.agent.has_resource_properties(
         "AWS::BedrockAgentCore::Runtime",
         {
@@ -147,7 +128,7 @@ def test_runtime_protocol_platform_lifecycle_and_environment(synthesized, stage_
                 "VOICE_AGENT_VOICE": "nova-sonic",
                 "VOICE_AGENT_ICE_SERVERS": "kvs",
                 "VOICE_AGENT_RELAY_ONLY": "true",
-                "VOICE_AGENT_KVS_CHANNEL_ARN": {"Fn::GetAtt": [channel_id, "Arn"]},
+                "VOICE_AGENT_KVS_CHANNEL_ARN": comma_joined_arns(ordered_channel_ids(stage)),
                 "AWS_REGION": config.region,
                 "VOICE_AGENT_MODEL_ID": config.model_id,
                 "VOICE_AGENT_VOICE_ID": config.voice_id,
@@ -260,7 +241,7 @@ def test_the_log_groups_agentcore_writes_get_the_stage_retention(synthesized, st
         assert names[json.dumps(name)] == stage.config.log_retention_days
 
 
-# --- TURN capacity: a pool of signaling channels (stage key turnChannels) ---------------------------------
+# --- TURN capacity: a pool of signaling channels (maxConcurrentCalls, peakNewCallsPerSecond, turnChannels) --
 
 
 def channel_ids_by_name(stage: SynthesizedStage) -> dict[str, str]:
@@ -270,48 +251,45 @@ def channel_ids_by_name(stage: SynthesizedStage) -> dict[str, str]:
     }
 
 
-def test_turn_channels_creates_that_many_single_master_channels(turn_pool) -> None:
-    channels = turn_pool.agent.find_resources("AWS::KinesisVideo::SignalingChannel")
-    assert sorted(c["Properties"]["Name"] for c in channels.values()) == [
-        "voice-agent-pool-turn",
-        "voice-agent-pool-turn-2",
-        "voice-agent-pool-turn-3",
-    ]
-    assert {c["Properties"]["Type"] for c in channels.values()} == {"SINGLE_MASTER"}
-
-
-def test_first_channel_of_a_pool_keeps_the_single_channel_logical_id(synthesized, turn_pool) -> None:
-    # Growing a stage's pool must not replace the channel that live calls use.
-    (single_id,) = channel_ids_by_name(synthesized["dev"]).values()
-    pool_ids = channel_ids_by_name(turn_pool)
-    assert pool_ids["voice-agent-pool-turn"] == single_id
-
-
-def test_runtime_may_use_every_channel_of_the_pool_and_nothing_else(turn_pool) -> None:
-    ids = channel_ids_by_name(turn_pool)
-    kvs = [
+def kvs_statements(stage: SynthesizedStage) -> list[dict]:
+    return [
         s
-        for s in runtime_policy_statements(turn_pool)
+        for s in runtime_policy_statements(stage)
         if any(a.startswith("kinesisvideo:") for a in as_list(s["Action"]))
     ]
-    assert len(kvs) == 1, kvs
-    (statement,) = kvs
-    assert sorted(as_list(statement["Action"])) == [
-        "kinesisvideo:DescribeSignalingChannel",
-        "kinesisvideo:GetIceServerConfig",
-        "kinesisvideo:GetSignalingChannelEndpoint",
-    ]
-    resources = as_list(statement["Resource"])
-    assert len(resources) == 3
-    assert sorted(json.dumps(r) for r in resources) == sorted(
-        json.dumps({"Fn::GetAtt": [logical_id, "Arn"]}) for logical_id in ids.values()
+
+
+def ordered_channel_ids(stage: SynthesizedStage) -> list[str]:
+    ids = channel_ids_by_name(stage)
+    return [ids[name] for name in naming.turn_channel_names(stage.config.name, len(ids))]
+
+
+def agent_kvs_setting(stage: SynthesizedStage) -> Any:
+    _, runtime = only(stage, "AWS::BedrockAgentCore::Runtime")
+    return runtime["Properties"]["EnvironmentVariables"]["VOICE_AGENT_KVS_CHANNEL_ARN"]
+
+
+@pytest.mark.parametrize("stage_name", STAGE_NAMES)
+def test_a_stage_gets_the_pool_its_capacity_settings_derive(synthesized, stage_name: str) -> None:
+    stage = synthesized[stage_name]
+    expected = capacity.channels_needed(
+        stage.config.max_concurrent_calls, stage.config.peak_new_calls_per_second
     )
-    kvs_anywhere = [
-        s
-        for s in statements(turn_pool.agent.find_resources("AWS::IAM::Policy"))
-        if any(a.startswith("kinesisvideo:") for a in as_list(s["Action"]))
-    ]
-    assert kvs_anywhere == kvs, "only the runtime role may fetch TURN credentials"
+    assert sorted(channel_ids_by_name(stage)) == sorted(naming.turn_channel_names(stage_name, expected))
+
+
+def test_turn_channels_sets_the_pool_instead(one_channel) -> None:
+    assert list(channel_ids_by_name(one_channel)) == ["voice-agent-solo-turn"]
+
+
+def test_growing_a_pool_keeps_the_logical_id_of_every_channel_it_had(
+    synthesized, one_channel, scaled
+) -> None:
+    # A stage's first channel keeps its id from one channel to three to 224: live calls keep theirs.
+    (single,) = ordered_channel_ids(one_channel)
+    three, grown = ordered_channel_ids(synthesized["dev"]), ordered_channel_ids(scaled)
+    assert three[0] == grown[0] == single
+    assert grown[: len(three)] == three
 
 
 def comma_joined_arns(ids: list[str]) -> dict[str, Any]:
@@ -325,26 +303,82 @@ def arn_of(logical_id: str) -> dict[str, Any]:
     return {"Fn::GetAtt": [logical_id, "Arn"]}
 
 
-def test_runtime_gets_the_pool_as_a_comma_separated_arn_list(turn_pool) -> None:
-    ids = channel_ids_by_name(turn_pool)
-    ordered = [ids[f"voice-agent-pool-turn{suffix}"] for suffix in ("", "-2", "-3")]
-    _, runtime = only(turn_pool, "AWS::BedrockAgentCore::Runtime")
-    environment = runtime["Properties"]["EnvironmentVariables"]
-    assert environment["VOICE_AGENT_KVS_CHANNEL_ARN"] == comma_joined_arns(ordered)
-
-
-def test_pool_outputs_keep_the_first_channel_and_add_all_of_them(turn_pool) -> None:
-    ids = channel_ids_by_name(turn_pool)
-    ordered = [ids[f"voice-agent-pool-turn{suffix}"] for suffix in ("", "-2", "-3")]
-    outputs = turn_pool.agent.to_json()["Outputs"]
-    assert outputs["KvsChannelArn"]["Value"] == {"Fn::GetAtt": [ordered[0], "Arn"]}
-    assert outputs["KvsChannelArns"]["Value"] == comma_joined_arns(ordered)
-
-
 @pytest.mark.parametrize("stage_name", STAGE_NAMES)
-def test_one_channel_stages_output_the_same_arn_twice(synthesized, stage_name: str) -> None:
-    outputs = synthesized[stage_name].agent.to_json()["Outputs"]
-    assert outputs["KvsChannelArns"]["Value"] == outputs["KvsChannelArn"]["Value"]
+def test_a_small_pool_reaches_the_agent_as_its_arns_and_the_role_may_use_exactly_those(
+    synthesized, stage_name: str
+) -> None:
+    stage = synthesized[stage_name]
+    ordered = ordered_channel_ids(stage)
+    assert agent_kvs_setting(stage) == comma_joined_arns(ordered)
+    (statement,) = kvs_statements(stage)
+    assert sorted(as_list(statement["Action"])) == [
+        "kinesisvideo:DescribeSignalingChannel",
+        "kinesisvideo:GetIceServerConfig",
+        "kinesisvideo:GetSignalingChannelEndpoint",
+    ]
+    assert sorted(json.dumps(r) for r in as_list(statement["Resource"])) == sorted(
+        json.dumps(arn_of(logical_id)) for logical_id in ordered
+    )
+
+
+def test_a_one_channel_stage_passes_the_bare_arn(one_channel) -> None:
+    assert agent_kvs_setting(one_channel) == arn_of(ordered_channel_ids(one_channel)[0])
+
+
+def test_only_the_runtime_role_may_fetch_turn_credentials(scaled) -> None:
+    kvs_anywhere = [
+        s
+        for s in statements(scaled.agent.find_resources("AWS::IAM::Policy"))
+        if any(a.startswith("kinesisvideo:") for a in as_list(s["Action"]))
+    ]
+    assert kvs_anywhere == kvs_statements(scaled)
+
+
+def test_a_stage_for_1000_calls_passes_its_224_channels_by_name(scaled) -> None:
+    assert len(channel_ids_by_name(scaled)) == 224
+    setting = agent_kvs_setting(scaled)
+    assert setting == "pool:voice-agent-scale-turn:224"
+    assert len(setting) <= MAX_ENV_VALUE_CHARS
+
+
+def test_the_agent_reads_a_named_pool_as_exactly_the_stacks_channels(scaled) -> None:
+    names = [channel.name for channel in kvs_channels([agent_kvs_setting(scaled)])]
+    assert names == list(naming.turn_channel_names("scale", 224))
+    assert sorted(names) == sorted(channel_ids_by_name(scaled))
+
+
+def test_a_named_pool_scopes_the_role_to_the_pools_names_never_to_every_channel(scaled) -> None:
+    (statement,) = kvs_statements(scaled)
+    prefix = ["arn:aws:kinesisvideo:us-west-2:", {"Ref": "AWS::AccountId"}]
+    assert sorted(json.dumps(r) for r in as_list(statement["Resource"])) == sorted(
+        json.dumps({"Fn::Join": ["", [*prefix, f":channel/voice-agent-scale-turn{pattern}"]]})
+        for pattern in ("/*", "-*/*")
+    )
+
+
+def test_the_agent_stack_keeps_room_for_the_largest_pool(scaled) -> None:
+    resources = scaled.agent.to_json()["Resources"]
+    others = len(resources) - len(channel_ids_by_name(scaled))
+    assert others + capacity.MAX_TURN_CHANNELS <= 500  # CloudFormation's resources per stack
+
+
+def test_a_pool_whose_arns_would_not_fit_an_environment_value_is_named() -> None:
+    # A 16-character stage name in a long region: 20 channel ARNs would not fit in 2048 characters.
+    names = naming.turn_channel_names("abcdefghijklmnop", 20)
+    assert longest_arns_length(names[:19], "ap-southeast-2") <= MAX_ENV_VALUE_CHARS
+    assert longest_arns_length(names, "ap-southeast-2") > MAX_ENV_VALUE_CHARS
+    stack = cdk.Stack(cdk.App(), "Pools", env=cdk.Environment(region="ap-southeast-2"))
+    listed = SignalingChannelPool(stack, "Listed", channel_names=names[:19], region="ap-southeast-2")
+    named = SignalingChannelPool(stack, "Named", channel_names=names, region="ap-southeast-2")
+    assert (listed.listed, named.listed) == (True, False)
+    assert named.agent_setting() == "pool:voice-agent-abcdefghijklmnop-turn:20"
+
+
+def test_outputs_give_the_first_channel_and_what_the_agent_gets(synthesized, scaled) -> None:
+    for stage in (synthesized["dev"], scaled):
+        outputs = stage.agent.to_json()["Outputs"]
+        assert outputs["KvsChannelArn"]["Value"] == arn_of(ordered_channel_ids(stage)[0])
+        assert outputs["KvsChannelArns"]["Value"] == agent_kvs_setting(stage)
 
 
 def test_stage_settings_reach_the_runtime(explicit_account) -> None:
@@ -485,7 +519,11 @@ def test_identity_pool_signed_in_role_may_only_invoke_this_runtime(synthesized, 
     runtime_arn = {"Fn::GetAtt": [runtime_id, "AgentRuntimeArn"]}
     (statement,) = granted
     assert statement["Effect"] == "Allow"
-    assert statement["Action"] == "bedrock-agentcore:InvokeAgentRuntime"
+    # The WebSocket contract is an action of its own (the page's fallback when WebRTC cannot connect).
+    assert statement["Action"] == [
+        "bedrock-agentcore:InvokeAgentRuntime",
+        "bedrock-agentcore:InvokeAgentRuntimeWithWebSocketStream",
+    ]
     resources = as_list(statement["Resource"])
     assert runtime_arn in resources
     assert {"Fn::GetAtt": [endpoint_id, "AgentRuntimeEndpointArn"]} in resources
@@ -587,6 +625,10 @@ def test_csp_allows_scripts_from_self_and_connections_to_this_region_only() -> N
     assert directives["frame-ancestors"] == ["'none'"]
     connect = directives["connect-src"]
     assert "https://bedrock-agentcore.eu-west-1.amazonaws.com" in connect
+    assert "wss://bedrock-agentcore.eu-west-1.amazonaws.com" in connect  # the WebSocket contract
+    assert [s for s in connect if s.startswith(("ws:", "wss:"))] == [
+        "wss://bedrock-agentcore.eu-west-1.amazonaws.com"
+    ]
     assert "https://cognito-identity.eu-west-1.amazonaws.com" in connect
     assert "https://*.auth.eu-west-1.amazoncognito.com" in connect
     assert all(source == "'self'" or ".eu-west-1." in source for source in connect)

@@ -112,13 +112,43 @@ def test_invocation_errors_alarm_watches_this_runtime(synthesized, stage_name: s
 
 
 @pytest.mark.parametrize("stage_name", STAGE_NAMES)
+def test_kvs_throttles_alarm_counts_kvs_throttles_and_the_agents_own_refusals(
+    synthesized, stage_name: str
+) -> None:
+    stage = synthesized[stage_name]
+    properties = alarm(stage, "kvs-throttles")
+    assert expression(properties) == "FILL(kvs, 0) + FILL(agent, 0)"
+    assert metric_stats(properties) == {
+        "kvs": stage_metric(stage, "KvsThrottles"),
+        "agent": stage_metric(stage, "KvsRateLimited"),
+    }
+    assert properties["Threshold"] == 3
+    assert properties["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert properties["EvaluationPeriods"] == 1
+    assert properties["TreatMissingData"] == "notBreaching"
+
+
+@pytest.mark.parametrize("stage_name", STAGE_NAMES)
+def test_agentcore_throttles_alarm_watches_this_runtime(synthesized, stage_name: str) -> None:
+    stage = synthesized[stage_name]
+    properties = alarm(stage, "agentcore-throttles")
+    assert (properties["Namespace"], properties["MetricName"]) == ("AWS/Bedrock-AgentCore", "Throttles")
+    assert properties["Statistic"] == "Sum" and properties["Period"] == 300
+    dimensions = {d["Name"]: d["Value"] for d in properties["Dimensions"]}
+    assert dimensions["Name"] == f"{stage.config.runtime_name}::DEFAULT"
+    assert properties["Threshold"] == 5
+    assert properties["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert properties["TreatMissingData"] == "notBreaching"
+
+
+@pytest.mark.parametrize("stage_name", STAGE_NAMES)
 def test_every_alarm_notifies_the_tls_only_topic_and_no_one_subscribes_by_default(
     synthesized, stage_name: str
 ) -> None:
     stage = synthesized[stage_name]
     (topic_id,) = resources(stage, "AWS::SNS::Topic")
     alarms = resources(stage, "AWS::CloudWatch::Alarm").values()
-    assert len(alarms) == 3
+    assert len(alarms) == 5
     for resource in alarms:
         assert resource["Properties"]["AlarmActions"] == [{"Ref": topic_id}]
         assert resource["Properties"]["OKActions"] == [{"Ref": topic_id}]
@@ -179,6 +209,27 @@ def test_dashboard_shows_calls_connect_time_failures_voice_kvs_and_the_runtime(
     for name in ("Invocations", "SystemErrors", "UserErrors", "Latency"):
         assert f'["AWS/Bedrock-AgentCore","{name}"' in body, name
     assert '"stat":"p90"' in body and '"type":"alarm"' in body
+
+
+@pytest.mark.parametrize("stage_name", STAGE_NAMES)
+def test_dashboard_shows_kvs_throttles_by_channel_from_the_agents_log_lines(
+    synthesized, stage_name: str
+) -> None:
+    stage = synthesized[stage_name]
+    body = dashboard_body(stage)
+    assert '"title":"KVS throttles by channel"' in body
+    (application_logs,) = [
+        logical_id
+        for logical_id, group in resources(stage, "AWS::Logs::LogGroup").items()
+        if group["Properties"].get("LogGroupName")
+        == f"/aws/vendedlogs/bedrock-agentcore/voice_agent_{stage_name}"
+    ]
+    (dashboard,) = resources(stage, "AWS::CloudWatch::Dashboard").values()
+    parts = dashboard["Properties"]["DashboardBody"]["Fn::Join"][1]
+    source = parts.index({"Ref": application_logs})
+    assert parts[source - 1].endswith("SOURCE '")
+    assert 'filter event = \\"kvs_throttled\\"' in body
+    assert "stats count(*) as throttles by channel, by" in body
 
 
 @pytest.mark.parametrize("stage_name", STAGE_NAMES)

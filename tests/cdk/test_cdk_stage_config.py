@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from cdk_test_support import CDK_JSON_CONTEXT, build_in_process, run_cdk
 
+from cdk import capacity
 from cdk.config import StageConfig, StageConfigError, load_stage
 from cdk.web_hosting import WebClientDirError
 
@@ -98,11 +99,20 @@ def test_optional_settings_have_defaults() -> None:
         ({"systemPrompt": "x" * 2049}, "stages.dev.systemPrompt", ["2048"]),
         ({"regoin": "us-east-1"}, "stages.dev.regoin", ["allowed keys", "region"]),
         ({"allowLocalhostCallback": "yes"}, "stages.dev.allowLocalhostCallback", ["true or false"]),
-        ({"turnChannels": 0}, "stages.dev.turnChannels", ["from 1 to 20"]),
-        ({"turnChannels": 21}, "stages.dev.turnChannels", ["from 1 to 20"]),
+        ({"turnChannels": 0}, "stages.dev.turnChannels", ["from 1 to 400"]),
+        ({"turnChannels": 401}, "stages.dev.turnChannels", ["from 1 to 400"]),
         ({"turnChannels": "3"}, "stages.dev.turnChannels", ["whole number"]),
         ({"turnChannels": 2.0}, "stages.dev.turnChannels", ["whole number"]),
         ({"turnChannels": True}, "stages.dev.turnChannels", ["whole number"]),
+        ({"maxConcurrentCalls": 1000, "turnChannels": 20}, "stages.dev.turnChannels", ["at least 60", "224"]),
+        ({"peakNewCallsPerSecond": 30, "turnChannels": 5}, "stages.dev.turnChannels", ["at least 6"]),
+        ({"maxConcurrentCalls": 0}, "stages.dev.maxConcurrentCalls", ["from 1 to 1,705"]),
+        ({"maxConcurrentCalls": 1706}, "stages.dev.maxConcurrentCalls", ["from 1 to 1,705", "400"]),
+        ({"maxConcurrentCalls": "10"}, "stages.dev.maxConcurrentCalls", ["whole number"]),
+        ({"maxConcurrentCalls": 10.5}, "stages.dev.maxConcurrentCalls", ["whole number"]),
+        ({"peakNewCallsPerSecond": 0}, "stages.dev.peakNewCallsPerSecond", ["above 0", "at most 147"]),
+        ({"peakNewCallsPerSecond": 148}, "stages.dev.peakNewCallsPerSecond", ["at most 147"]),
+        ({"peakNewCallsPerSecond": True}, "stages.dev.peakNewCallsPerSecond", ["a number"]),
         # Nova 2 Sonic is not served in us-east-2: the US or global profile is.
         (
             {"region": "us-east-2", "zoneIds": None},
@@ -128,24 +138,14 @@ def test_bad_setting_names_key_and_allowed_values(changes: dict, key: str, allow
         assert value in message, message
 
 
-def test_turn_channels_default_to_one_and_accept_up_to_twenty() -> None:
-    assert load_stage(with_dev(turnChannels=None)).turn_channels == 1
-    assert load_stage(with_dev(turnChannels=20)).turn_channels == 20
-
-
-def test_turn_channels_whose_arns_outgrow_an_environment_value_are_refused() -> None:
-    # A 16-character stage name in a long region: 20 channel ARNs would not fit in 2048 characters.
-    stages = {
-        "abcdefghijklmnop": {
-            "region": "ap-southeast-2",
-            "modelId": "global.amazon.nova-2-sonic-v1:0",
-            "turnChannels": 20,
-        }
-    }
-    with pytest.raises(StageConfigError) as error:
-        load_stage({"stages": stages, "stage": "abcdefghijklmnop"})
-    message = str(error.value)
-    assert "stages.abcdefghijklmnop.turnChannels = 20" in message and "2048" in message
+def test_the_turn_pool_is_derived_from_the_stages_calls_unless_turn_channels_is_set() -> None:
+    default = load_stage(with_dev(turnChannels=None))
+    assert (default.max_concurrent_calls, default.peak_new_calls_per_second) == (10, 2)
+    assert default.turn_channels == capacity.channels_needed(10, 2) == 3
+    scaled = load_stage(with_dev(maxConcurrentCalls=1000, peakNewCallsPerSecond=25))
+    assert scaled.turn_channels == 224
+    assert load_stage(with_dev(maxConcurrentCalls=1000, turnChannels=60)).turn_channels == 60
+    assert load_stage(with_dev(peakNewCallsPerSecond=0.5, turnChannels=1)).peak_new_calls_per_second == 0.5
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,8 @@ It speaks InvokeAgentRuntime's real wire format (``POST /runtimes/<url-encoded A
 body) and forwards each payload to the agent's ``/invocations``, as the service does. Every request is
 recorded so tests can check session affinity and the order of actions. ``fail_once`` makes the next request
 of an action fail the way AgentCore's own errors look (status, ``x-amzn-ErrorType``, ``{"message"}``)
-without reaching the agent.
+without reaching the agent. ``GET /runtimes/<ARN>/ws`` (InvokeAgentRuntimeWithWebSocketStream) is checked as
+a presigned URL against ``credentials`` and relayed to the agent's ``/ws`` with the session id as a header.
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from botocore.credentials import Credentials
+
+from tests.support.agentcore_websocket import PresignedRequest, relay_websocket, verify_presigned_url
 
 SESSION_HEADER = "X-Amzn-Bedrock-AgentCore-Runtime-Session-Id"
 
@@ -48,6 +53,11 @@ class AgentCoreStandIn:
     # action -> the error its next request gets instead of reaching the agent (used up once answered).
     fail_once: dict[str, ServiceError] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # What presigned WebSocket URLs must be signed with, and every upgrade as it was judged.
+    credentials: Credentials | None = None
+    runtime_arn: str = ""
+    region: str = ""
+    upgrades: list[PresignedRequest] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -101,6 +111,28 @@ class AgentCoreStandIn:
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
+
+            def do_GET(self) -> None:
+                assert standin.credentials is not None, "give the stand-in credentials to check upgrades"
+                upgrade = verify_presigned_url(
+                    self.path,
+                    host=self.headers["Host"],
+                    runtime_arn=standin.runtime_arn,
+                    region=standin.region,
+                    credentials=standin.credentials,
+                )
+                standin.upgrades.append(upgrade)
+                self.protocol_version = "HTTP/1.1"  # what WebSocket clients require of an answer
+                self.close_connection = True
+                if upgrade.problems:
+                    self._reply(403, {"message": "; ".join(upgrade.problems)}, error="AccessDeniedException")
+                    return
+                relay_websocket(
+                    self.connection,
+                    self.headers,
+                    agent_url=standin.agent_url,
+                    session_id=upgrade.session_id or "",
+                )
 
             def _reply(self, status: int, body: dict[str, Any], *, error: str) -> None:
                 payload = json.dumps(body).encode()

@@ -1,5 +1,5 @@
-"""`make setup` installs Debian's coturn and chromium when they are missing, or, when it cannot (not root,
-no passwordless sudo, no apt-get), stops with one sentence naming the packages and the command."""
+"""`make setup` installs Debian's coturn, chromium and libnss3-tools when they are missing, or, when it cannot
+(not root, no passwordless sudo, no apt-get), stops with one sentence naming the packages and the command."""
 
 from __future__ import annotations
 
@@ -26,11 +26,12 @@ def fake_tools(directory: Path, **scripts: str) -> Path:
 
 
 def missing_everything(tmp_path: Path) -> dict[str, str]:
-    """An environment in which neither coturn's turnserver nor chromium exists."""
+    """An environment in which none of coturn's turnserver, chromium and NSS's certutil exists."""
     return {
         "HOME": str(tmp_path),
         "TURNSERVER": "turnserver-that-is-not-installed",
         "CHROMIUM": str(tmp_path / "no-chromium"),
+        "CERTUTIL": "certutil-that-is-not-installed",
     }
 
 
@@ -48,7 +49,7 @@ def test_a_user_without_root_or_sudo_is_told_the_packages_and_the_command(tmp_pa
         timeout=60,
     )
     assert result.returncode != 0
-    assert "sudo apt-get install coturn chromium" in result.stderr
+    assert "sudo apt-get install coturn chromium libnss3-tools" in result.stderr
     assert result.stderr.count("\n") == 2  # the script's one sentence, and make's own line
 
 
@@ -63,7 +64,7 @@ def test_a_machine_without_apt_get_is_told_which_packages_to_install(tmp_path: P
         timeout=30,
     )
     assert result.returncode == 1
-    assert "coturn chromium" in result.stderr and "no apt-get" in result.stderr
+    assert "coturn chromium libnss3-tools" in result.stderr and "no apt-get" in result.stderr
 
 
 def test_passwordless_sudo_installs_the_missing_packages_with_apt_get(tmp_path: Path) -> None:
@@ -80,12 +81,14 @@ def test_passwordless_sudo_installs_the_missing_packages_with_apt_get(tmp_path: 
     assert result.returncode == 0, result.stderr
     calls = log.read_text()
     assert "apt-get update" in calls
-    assert "apt-get install -y -qq --no-install-recommends coturn chromium" in calls
+    assert "apt-get install -y -qq --no-install-recommends coturn chromium libnss3-tools" in calls
     assert calls.count("sudo ") == 2  # both apt-get calls ran through sudo
 
 
-def test_nothing_is_installed_when_both_are_present(tmp_path: Path) -> None:
-    bin_dir = fake_tools(tmp_path / "bin", turnserver="exit 0", chromium="exit 0", id="echo 1000")
+def test_nothing_is_installed_when_all_are_present(tmp_path: Path) -> None:
+    bin_dir = fake_tools(
+        tmp_path / "bin", turnserver="exit 0", chromium="exit 0", certutil="exit 0", id="echo 1000"
+    )
     result = subprocess.run(
         ["/bin/bash", str(SCRIPT)],
         env={"PATH": str(bin_dir), "TURNSERVER": "turnserver", "CHROMIUM": str(bin_dir / "chromium")},

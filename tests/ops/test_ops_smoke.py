@@ -1,5 +1,6 @@
 """voice-agent-smoke against the real local agent: direct, relay-only through a real coturn, through an
-InvokeAgentRuntime stand-in (the real boto3 client and wire format), and against a stopped agent."""
+InvokeAgentRuntime stand-in (the real boto3 client and wire format), against a stopped agent, and over the
+WebSocket contract (the agent's /ws, and a presigned InvokeAgentRuntimeWithWebSocketStream URL)."""
 
 from __future__ import annotations
 
@@ -16,9 +17,11 @@ from typing import Any
 import boto3
 import pytest
 from agentcore_standin import AgentCoreStandIn, ServiceError
+from botocore.credentials import Credentials
 from botocore.stub import Stubber
 from ops_fakes import REGION
-from voice_agent_ops import smoke
+from voice_agent_ops import smoke, smoke_ws
+from voice_agent_ops.stacks import NO_CREDENTIALS
 
 from tests.support.agent_process import AgentProcess
 from tests.support.turn import TurnServer
@@ -319,3 +322,131 @@ def stubbed_cloudformation(outputs: dict[str, str] | None) -> Any:
         )
     stubber.activate()
     return client
+
+
+# --- --transport ws: the same timed call over the agent's WebSocket contract --------------------------------
+
+WS_STEPS = list(smoke_ws.WS_STEPS)
+
+
+@pytest.fixture
+def ws_agentcore(direct_agent: AgentProcess) -> Iterator[AgentCoreStandIn]:
+    """The stand-in, checking presigned WebSocket URLs against the fake credentials."""
+    standin = AgentCoreStandIn(
+        agent_url=direct_agent.url,
+        credentials=Credentials("AKIDEXAMPLE", "example-secret"),
+        runtime_arn=RUNTIME_ARN,
+        region=REGION,
+    ).start()
+    yield standin
+    standin.stop()
+
+
+def test_ws_call_to_the_local_agent_passes_every_step(
+    direct_agent: AgentProcess, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, report = run_smoke(capsys, "--transport", "ws", "--url", direct_agent.url, "--expect-echo")
+
+    assert code == 0, report
+    assert report["transport"] == "websocket"
+    assert [step["name"] for step in report["steps"]] == WS_STEPS
+    assert statuses(report) == {name: "ok" for name in WS_STEPS} | {"resolve_outputs": "skipped"}
+    details = {step["name"]: step["detail"] for step in report["steps"]}
+    assert details["ws_connect"] == f"{direct_agent.url.replace('http', 'ws')}/ws upgraded"
+    assert details["first_state"] == "state 'listening' in a text frame"
+    assert details["stop"].startswith("closed 1000")
+    assert direct_agent.ping()["status"] == "Healthy"
+
+
+def test_ws_call_carries_the_session_id_to_the_agent(
+    direct_agent: AgentProcess, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, report = run_smoke(capsys, "--transport", "ws", "--url", direct_agent.url)
+
+    ended = [e for e in direct_agent.log_events() if e.get("event") == "call_ended"]
+    assert ended[-1]["session_id"] == report["session_id"]
+
+
+@pytest.mark.usefixtures("fake_aws_credentials")
+def test_ws_call_to_a_runtime_uses_a_url_presigned_for_invoke_agent_runtime_with_websocket_stream(
+    ws_agentcore: AgentCoreStandIn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, report = run_smoke(
+        capsys, "--transport", "ws", "--runtime-arn", RUNTIME_ARN, "--endpoint-url", ws_agentcore.url
+    )
+
+    assert code == 0, report
+    (upgrade,) = ws_agentcore.upgrades
+    assert upgrade.problems == []  # botocore recomputed the same signature from the URL alone
+    assert (upgrade.session_id, upgrade.qualifier) == (report["session_id"], "DEFAULT")
+    assert "InvokeAgentRuntimeWithWebSocketStream" in report["target"]
+    assert "X-Amz-Signature" not in json.dumps(report), "the report must not carry the signature"
+    assert statuses(report)["audio_returned"] == "ok"
+
+
+@pytest.mark.usefixtures("fake_aws_credentials")
+def test_ws_call_refused_by_the_service_fails_at_ws_connect(
+    ws_agentcore: AgentCoreStandIn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ws_agentcore.credentials = Credentials("AKIDOTHER", "another-secret")  # signed with the wrong key
+
+    code, report = run_smoke(
+        capsys, "--transport", "ws", "--runtime-arn", RUNTIME_ARN, "--endpoint-url", ws_agentcore.url
+    )
+
+    assert code == 1
+    assert report["failed_step"] == "ws_connect"
+    assert "refused the upgrade: HTTP 403" in report["error"]
+    assert statuses(report)["stop"] == "skipped"
+
+
+def test_ws_call_without_aws_credentials_fails_at_ws_connect(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+    code, report = run_smoke(capsys, "--transport", "ws", "--runtime-arn", RUNTIME_ARN)
+
+    assert code == 1
+    assert report["failed_step"] == "ws_connect"
+    assert NO_CREDENTIALS in report["error"]
+
+
+def test_ws_hold_keeps_the_socket_up_and_checks_it(
+    direct_agent: AgentProcess, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, report = run_smoke(
+        capsys,
+        "--transport",
+        "ws",
+        "--url",
+        direct_agent.url,
+        "--expect-echo",
+        "--hold-seconds",
+        HOLD_SECONDS,
+    )
+
+    assert code == 0, report
+    hold = next(step for step in report["steps"] if step["name"] == smoke.HOLD_STEP)
+    assert hold["detail"].startswith(f"held {HOLD_SECONDS} s: the socket open at all ")
+
+
+def test_ws_call_to_a_stopped_agent_fails_at_ws_connect(capsys: pytest.CaptureFixture[str]) -> None:
+    agent = AgentProcess.start(voice="echo")
+    agent.stop()
+
+    code, report = run_smoke(capsys, "--transport", "ws", "--url", agent.url, "--step-timeout", "10")
+
+    assert code == 1
+    assert report["failed_step"] == "ws_connect"
+    assert report["error"].startswith(f"cannot open {agent.url.replace('http', 'ws')}/ws")
+
+
+def test_relay_only_over_ws_is_a_bad_argument() -> None:
+    with pytest.raises(SystemExit) as exited:
+        smoke.main(["--transport", "ws", "--relay-only", "--url", "http://127.0.0.1:8080"])
+    assert exited.value.code == 2

@@ -3,6 +3,9 @@
 with TurnServer.start() as turn:
     turn.url          # "turn:127.0.0.1:PORT?transport=udp"
     turn.username, turn.credential
+
+``TurnServer.start(tls=certificates)`` (tests/support/tls.py) also listens for TURN over TLS:
+``turn.tls_url`` is "turns:localhost:PORT?transport=tcp", as KVS hands out its TLS URI on port 443.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .ports import free_port
+from .tls import SERVER_NAME, Certificates
 
 REALM = "voice-agent.test"
 
@@ -49,6 +53,12 @@ def _stun_binding_answers(port: int, timeout: float = 0.2) -> bool:
     return len(data) >= 20 and data[8:20] == request[8:20]
 
 
+def _listens(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
 @dataclass
 class TurnServer:
     port: int
@@ -56,6 +66,12 @@ class TurnServer:
     credential: str = field(repr=False)
     process: subprocess.Popen[bytes]
     workdir: Path
+    tls_port: int | None = None
+
+    @property
+    def tls_url(self) -> str:
+        assert self.tls_port is not None, "start the server with tls= for a TLS URI"
+        return f"turns:{SERVER_NAME}:{self.tls_port}?transport=tcp"
 
     @property
     def url(self) -> str:
@@ -78,13 +94,21 @@ class TurnServer:
         }
 
     @classmethod
-    def start(cls, *, username: str = "voice", timeout: float = 15.0) -> TurnServer:
+    def start(
+        cls, *, username: str = "voice", timeout: float = 15.0, tls: Certificates | None = None
+    ) -> TurnServer:
         binary = turnserver_binary()
         workdir = Path(tempfile.mkdtemp(prefix="turn-"))
         credential = secrets.token_hex(12)
         last_log = ""
         for _attempt in range(3):
             port = free_port(udp_too=True)
+            tls_port = free_port() if tls is not None else None
+            tls_lines = (
+                ["no-tls"]
+                if tls is None
+                else [f"tls-listening-port={tls_port}", f"cert={tls.chain}", f"pkey={tls.key}"]
+            )
             # Relay ports in a small range of their own, next to the listening port.
             relay_min = 20000 + (port % 200) * 200
             config = workdir / "turnserver.conf"
@@ -100,7 +124,7 @@ class TurnServer:
                         "fingerprint",
                         f"user={username}:{credential}",
                         f"realm={REALM}",
-                        "no-tls",
+                        *tls_lines,
                         "no-dtls",
                         "allow-loopback-peers",
                         "no-cli",
@@ -121,11 +145,16 @@ class TurnServer:
                 cwd=workdir,
             )
             server = cls(
-                port=port, username=username, credential=credential, process=process, workdir=workdir
+                port=port,
+                username=username,
+                credential=credential,
+                process=process,
+                workdir=workdir,
+                tls_port=tls_port,
             )
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline and process.poll() is None:
-                if _stun_binding_answers(port):
+                if _stun_binding_answers(port) and (tls_port is None or _listens(tls_port)):
                     return server
                 time.sleep(0.05)
             last_log = server.read_log()[-2000:]

@@ -18,18 +18,36 @@ from typing import Any
 
 import pytest
 from web_agentcore_standin import PREFLIGHT_MODES, Preflights, StandinBehaviour, StandinServer
-from web_page_probes import record_invocations
+from web_page_probes import record_invocations, wait_for_state
 from web_site import WebSite
-from web_support import RESULTS, TEST_CREDENTIALS, TEST_REGION, TEST_RUNTIME_ARN, WEB_CLIENT
+from web_support import RESULTS, TEST_CREDENTIALS, TEST_REGION, TEST_RUNTIME_ARN, WEB_CLIENT, load_local_up
 
 from tests.support.agent_process import AgentProcess
+from tests.support.tls import Certificates, CertutilMissing, make_certificates, trusting_home
 from tests.support.turn import TurnServer
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+local_up = load_local_up()
 
-# Records every RTCPeerConnection and the "events" channel, every text the call state shows, and every
-# CSP violation, before the app runs.
+# Records every RTCPeerConnection and the "events" channel, every WebSocket and the audio it received, every
+# text the call state shows, and every CSP violation, before the app runs.
 PAGE_INSTRUMENTATION = """
+window.__sockets = [];
+const NativeWebSocket = window.WebSocket;
+window.WebSocket = class extends NativeWebSocket {
+  constructor(...args) {
+    super(...args);
+    window.__sockets.push(this);
+    this.__audio = { frames: 0, peak: 0 };
+    // Registered before the app's onmessage, which hands the buffer on to the playback worklet.
+    this.addEventListener("message", (e) => {
+      if (!(e.data instanceof ArrayBuffer)) return;
+      const samples = new Int16Array(e.data);
+      this.__audio.frames++;
+      for (const v of samples) this.__audio.peak = Math.max(this.__audio.peak, Math.abs(v));
+    });
+  }
+};
 window.__pcs = [];
 window.__channels = [];
 window.__cspViolations = [];
@@ -113,7 +131,22 @@ def fake_microphone_wav(results_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def browser(fake_microphone_wav: Path) -> Iterator[Any]:
+def test_certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    """A throwaway CA and a certificate for localhost (coturn's TURN over TLS)."""
+    return make_certificates(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="session")
+def browser_home(test_certificates: Certificates, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The browser's HOME: an NSS database that trusts the test CA, so TURN over TLS is verified properly."""
+    try:
+        return trusting_home(test_certificates.ca, tmp_path_factory.mktemp("browser-home"))
+    except CertutilMissing as missing:
+        pytest.fail(str(missing))
+
+
+@pytest.fixture(scope="session")
+def browser(fake_microphone_wav: Path, browser_home: Path) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     if not CHROMIUM.exists():
@@ -121,6 +154,7 @@ def browser(fake_microphone_wav: Path) -> Iterator[Any]:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM),
+            env={**os.environ, "HOME": str(browser_home)},
             headless=True,
             args=[
                 "--no-sandbox",
@@ -181,6 +215,16 @@ def open_page(
         context.close()
 
 
+@pytest.fixture
+def local_page(open_page: Callable[..., Any], local_site: WebSite, echo_agent: str) -> Any:
+    """The client served as `make up` serves it: local config.json and the local CSP header, ready."""
+    local_site.config = local_up.local_config(echo_agent)
+    local_site.headers = {"Content-Security-Policy": local_up.local_content_security_policy(echo_agent)}
+    page = open_page(local_site.url)
+    wait_for_state(page, "ready")
+    return page
+
+
 @pytest.fixture(scope="session")
 def local_site(production_dist: Path) -> Iterator[WebSite]:
     """The production build; each test sets its config.json and headers."""
@@ -208,6 +252,25 @@ def relay_agent(turn_server: TurnServer, local_site: WebSite, cloud_site: WebSit
     env = {
         **turn_server.ice_server_env(),
         "VOICE_AGENT_CORS_ORIGINS": f"{local_site.url},{cloud_site.url}",
+    }
+    with AgentProcess.start(voice="echo", ice_servers="static", relay_only=True, env=env) as agent:
+        yield agent.url
+
+
+@pytest.fixture(scope="session")
+def tls_turn_server(test_certificates: Certificates) -> Iterator[TurnServer]:
+    """coturn on loopback with TURN over UDP and over TLS (turns:localhost, the test CA's certificate)."""
+    with TurnServer.start(tls=test_certificates) as turn:
+        yield turn
+
+
+@pytest.fixture(scope="session")
+def tls_relay_agent(tls_turn_server: TurnServer, local_site: WebSite) -> Iterator[str]:
+    """Relay only, handing out coturn's UDP and TLS URIs as KVS does (the agent itself allocates over UDP)."""
+    env = {
+        **tls_turn_server.ice_server_env(),
+        "ICE_SERVER_URLS": f"{tls_turn_server.url},{tls_turn_server.tls_url}",
+        "VOICE_AGENT_CORS_ORIGINS": local_site.url,
     }
     with AgentProcess.start(voice="echo", ice_servers="static", relay_only=True, env=env) as agent:
         yield agent.url

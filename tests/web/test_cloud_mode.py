@@ -118,6 +118,7 @@ def test_runtime_client_errors_on_every_attempt_end_with_a_readable_message(
     page.click("#connect")
     wait_for_state(page, "failed")
     assert page.text_content("#error") == "The voice agent failed to answer. Please try again in a moment."
+    page.shot("failed")
     offers = [c for c in cloud_standin.behaviour.invocations if c.action == "offer"]
     assert len(offers) == 3 and len({c.session_id for c in offers}) == 3
     page.shot("runtime-client-error")

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from web_page_probes import wait_for_call_up, wait_for_state
+from web_page_probes import csp_problems, wait_for_call_up, wait_for_state
 from web_support import TEST_REGION, cloud_config, inject_test_credentials_script
 
 from cdk.csp import content_security_policy
@@ -19,12 +19,6 @@ pytestmark = pytest.mark.browser
 def production_csp() -> Any:
     """`content_security_policy(region, extra_connect_sources=...)` from the CDK app (cdk/csp.py)."""
     return content_security_policy
-
-
-def csp_problems(page: Any) -> list[str]:
-    reported = page.evaluate("window.__cspViolations")
-    logged = [m for m in page.console_messages_seen if "Content Security Policy" in m or "Refused to" in m]
-    return reported + logged
 
 
 def test_production_page_loads_and_offers_sign_in_without_csp_violations(
@@ -68,5 +62,6 @@ def test_the_production_bundle_has_no_inline_script_no_cdn_and_no_test_hook(
     assert not re.search(r'(src|href)="(https?:)?//', html), "a resource from another origin"
     production_js = "".join(p.read_text() for p in (production_dist / "assets").glob("*.js"))
     test_js = "".join(p.read_text() for p in (test_dist / "assets").glob("*.js"))
-    assert "__VOICE_AGENT_TEST_CREDENTIALS__" not in production_js
-    assert "__VOICE_AGENT_TEST_CREDENTIALS__" in test_js, "the hook check above would prove nothing"
+    for hook in ("__VOICE_AGENT_TEST_CREDENTIALS__", "__VOICE_AGENT_TEST_TIMINGS__"):
+        assert hook not in production_js
+        assert hook in test_js, "the hook check above would prove nothing"

@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 from web_page_probes import (
+    quality_panel,
     send_agent_event,
     state_log,
     wait_for_call_up,
+    wait_for_quality_samples,
     wait_for_remote_audio,
     wait_for_state,
     wait_until,
@@ -21,16 +23,6 @@ from web_support import load_local_up, ping_status
 pytestmark = pytest.mark.browser
 
 local_up = load_local_up()
-
-
-@pytest.fixture
-def local_page(open_page: Any, local_site: Any, echo_agent: str) -> Any:
-    """The client served as `make up` serves it: local config.json and the local CSP header."""
-    local_site.config = local_up.local_config(echo_agent)
-    local_site.headers = {"Content-Security-Policy": local_up.local_content_security_policy(echo_agent)}
-    page = open_page(local_site.url)
-    wait_for_state(page, "ready")
-    return page
 
 
 def connect(page: Any) -> dict[str, Any]:
@@ -79,6 +71,49 @@ def test_hang_up_sends_disconnect_stops_the_microphone_and_frees_the_call(
     assert tracks == ["ended"] or tracks == [None], tracks
     assert wait_until(lambda: ping_status(echo_agent) == "Healthy", timeout_s=15)
     assert page.is_enabled("#connect") and not page.is_enabled("#hang-up")
+
+
+CHART_IS_DRAWN_JS = """() => {
+  const canvas = document.getElementById("q-chart");
+  const pixels = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+  return pixels.some((value, i) => i % 4 === 3 && value > 0);
+}"""
+
+
+def test_the_quality_panel_shows_the_webrtc_figures_and_a_live_chart(local_page: Any) -> None:
+    page = local_page
+    assert page.is_hidden("#quality")
+    connect(page)
+    panel = wait_for_quality_samples(page, 3)
+
+    assert panel["Transport"] == "WebRTC, direct"
+    assert panel["Round trip"].endswith(" ms") and panel["Jitter"].endswith(" ms"), panel
+    assert panel["Packet loss"].endswith(" %"), panel
+    received, sent = (int(part.split()[0]) for part in panel["Bitrate"].split(" / "))
+    assert received > 5 and sent > 5, panel  # Opus both ways
+    assert page.evaluate(CHART_IS_DRAWN_JS)
+    page.shot("quality")
+    page.click("#hang-up")
+    wait_for_state(page, "ended")
+
+
+def test_the_reply_delay_runs_from_the_callers_final_words_to_the_agents_next_audio(local_page: Any) -> None:
+    """The echo voice reports no turns: the caller's final transcript is injected on the real "events"
+    channel; the agent's next "agent_speaking" (the echo's own, or the injected one) ends the wait."""
+    page = local_page
+    connect(page)
+    assert quality_panel(page)["Reply delay"] == "\u2013"
+    started = time.monotonic()
+    send_agent_event(page, {"type": "transcript", "role": "user", "text": "what time is it?", "final": True})
+    page.wait_for_timeout(200)
+    send_agent_event(page, {"type": "state", "state": "agent_speaking"})
+    most = (time.monotonic() - started) * 1000
+
+    shown = quality_panel(page)["Reply delay"]
+    assert shown.endswith(" ms"), shown
+    assert 0 <= int(shown.removesuffix(" ms")) <= most + 50
+    page.click("#hang-up")
+    wait_for_state(page, "ended")
 
 
 def test_state_events_from_the_agent_reach_the_page(local_page: Any) -> None:

@@ -137,7 +137,8 @@ def test_local_csp_is_the_production_csp_plus_the_local_agent() -> None:
     local = directives(load_local_up().local_content_security_policy(agent_url))
     production = directives(content_security_policy("us-east-1"))
 
-    assert local["connect-src"] == [*production["connect-src"], agent_url]
+    # The agent's signaling and its /ws (CSP's http: source does not cover ws:).
+    assert local["connect-src"] == [*production["connect-src"], agent_url, "ws://127.0.0.1:8080"]
     assert {k: v for k, v in local.items() if k != "connect-src"} == {
         k: v for k, v in production.items() if k != "connect-src"
     }

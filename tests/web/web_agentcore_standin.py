@@ -5,6 +5,9 @@ It speaks the real wire format of InvokeAgentRuntime as the browser SDK sends it
 verifies the SigV4 signature with botocore against the test credentials, then forwards the payload
 to a real agent's /invocations and relays its status and body, as AgentCore does.
 
+``GET /runtimes/<url-encoded ARN>/ws`` is InvokeAgentRuntimeWithWebSocketStream: the presigned URL is checked
+with botocore (tests/support/agentcore_websocket.py), then the upgrade is relayed to the agent's ``/ws``.
+
 Whether AgentCore answers a browser's CORS preflight itself or passes it to the container is not
 documented, so the stand-in does either (``Preflights``): it answers every preflight itself, or it
 forwards each one to the agent and relays the agent's CORS headers on the requests it forwards.
@@ -25,6 +28,8 @@ from typing import Any, Literal
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+
+from tests.support.agentcore_websocket import PresignedRequest, relay_websocket, verify_presigned_url
 
 SESSION_HEADER = "X-Amzn-Bedrock-AgentCore-Runtime-Session-Id"
 
@@ -87,12 +92,15 @@ class StandinBehaviour:
     rewrite_ice_config: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     invocations: list[RecordedInvocation] = field(default_factory=list)
     preflights: list[RecordedPreflight] = field(default_factory=list)
+    # Every WebSocket upgrade, as its presigned URL was judged.
+    upgrades: list[PresignedRequest] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def reset(self) -> None:
         with self.lock:
             self.invocations.clear()
             self.preflights.clear()
+            self.upgrades.clear()
             self.drop_offers = 0
             self.offer_reply = None
             self.offer_errors = []
@@ -228,6 +236,29 @@ class StandinHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(reply.body)))
         self.end_headers()
         self.wfile.write(reply.body)
+
+    def do_GET(self) -> None:
+        behaviour = self.server.behaviour
+        upgrade = verify_presigned_url(
+            self.path,
+            host=self.headers["Host"],
+            runtime_arn=behaviour.runtime_arn,
+            region=behaviour.region,
+            credentials=behaviour.credentials,
+        )
+        with behaviour.lock:
+            behaviour.upgrades.append(upgrade)
+        self.close_connection = True
+        if upgrade.problems:
+            message = json.dumps({"message": "; ".join(upgrade.problems)}).encode()
+            self._reply(403, message, {"x-amzn-errortype": "AccessDeniedException"})
+            return
+        relay_websocket(
+            self.connection,
+            self.headers,
+            agent_url=self.server.agent_url,
+            session_id=upgrade.session_id or "",
+        )
 
     def do_POST(self) -> None:
         behaviour = self.server.behaviour

@@ -53,6 +53,13 @@ def wait_for_call_up(page: Any, timeout_ms: int = CALL_TIMEOUT_MS) -> str:
     return wait_for_state(page, *CALL_UP_STATES, timeout_ms=timeout_ms)
 
 
+def csp_problems(page: Any) -> list[str]:
+    """Every CSP violation the page reported or logged (instrumentation and console)."""
+    reported = page.evaluate("window.__cspViolations")
+    logged = [m for m in page.console_messages_seen if "Content Security Policy" in m or "Refused to" in m]
+    return reported + logged
+
+
 def state_log(page: Any) -> list[str]:
     """Every text the call-state line has shown, in order (recorded by the page instrumentation)."""
     return page.evaluate("window.__stateLog")
@@ -129,3 +136,78 @@ def wait_until(predicate: Any, *, timeout_s: float, interval_s: float = 0.2) -> 
             return True
         time.sleep(interval_s)
     return predicate()
+
+
+def websocket_audio(page: Any) -> dict[str, int] | None:
+    """Frames and peak |sample| of the agent's audio on the page's last WebSocket (instrumentation)."""
+    return page.evaluate("window.__sockets.length ? window.__sockets.at(-1).__audio : null")
+
+
+def wait_for_websocket_audio(page: Any, *, timeout_s: float = 20.0) -> dict[str, int]:
+    """Polls until the agent's echo arrived over the socket (50 frames, a peak above -30 dBFS)."""
+    reading: dict[str, int] | None = None
+
+    def heard() -> bool:
+        nonlocal reading
+        reading = websocket_audio(page)
+        return bool(reading) and reading["frames"] > 50 and reading["peak"] > 1000
+
+    wait_until(heard, timeout_s=timeout_s)
+    return reading or {"frames": 0, "peak": 0}
+
+
+def quality_panel(page: Any) -> dict[str, str]:
+    """The quality panel's figures by label, as the page shows them."""
+    return page.evaluate(
+        """() => Object.fromEntries([...document.querySelectorAll('#quality dl > div')].map(
+             d => [d.querySelector('dt').textContent, d.querySelector('dd').textContent]))"""
+    )
+
+
+def wait_for_quality_samples(page: Any, count: int, *, timeout_ms: int = 15_000) -> dict[str, str]:
+    samples = "n => Number(document.getElementById('quality').dataset.samples || 0) >= n"
+    page.wait_for_function(samples, arg=count, timeout=timeout_ms)
+    return quality_panel(page)
+
+
+# Onsets of the caller's tone (the fake microphone: 0.5 s on, 0.25 s off) on the microphone track and on
+# the agent's track, timed in one AudioContext; each echo's delay is its onset minus the microphone's.
+ECHO_DELAY_JS = """
+async (seconds) => {
+  const pc = window.__pcs[window.__pcs.length - 1];
+  const context = new AudioContext();
+  const onsets = { local: [], remote: [] };
+  const watch = (track, key) => {
+    const source = context.createMediaStreamSource(new MediaStream([track]));
+    const processor = context.createScriptProcessor(256, 1, 1);
+    let quiet = 0;
+    processor.onaudioprocess = (event) => {
+      const x = event.inputBuffer.getChannelData(0);
+      let sum = 0;
+      for (const v of x) sum += v * v;
+      if (Math.sqrt(sum / x.length) > 0.05) {
+        if (quiet >= 20) onsets[key].push(event.playbackTime);  // after 100 ms of quiet
+        quiet = 0;
+      } else quiet++;
+    };
+    source.connect(processor);
+    processor.connect(context.destination);
+  };
+  watch(pc.getSenders()[0].track, "local");
+  watch(pc.getReceivers()[0].track, "remote");
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  await context.close();
+  return onsets;
+}
+"""
+
+
+def echo_delays_ms(page: Any, *, seconds: float = 4.0) -> list[float]:
+    """The delay of each echo of the caller's tone heard in ``seconds`` of a WebRTC call."""
+    onsets = page.evaluate(ECHO_DELAY_JS, seconds)
+    delays = []
+    for heard in onsets["remote"]:
+        before = [sent for sent in onsets["local"] if 0 <= heard - sent < 0.7]
+        if before:
+            delays.append((heard - max(before)) * 1000)
+    return delays

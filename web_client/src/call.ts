@@ -4,7 +4,10 @@
 import { SignalingError, type Signaling } from "./signaling";
 import { newRuntimeSessionId } from "./session";
 
-export type Route = "relay" | "direct";
+export type Route = "relay" | "direct" | "websocket";
+
+/** Failures of the media path itself (not of signaling): a call over WebSocket may still get through. */
+export const MEDIA_PATH_FAILURES = new Set(["ice_timeout", "ice_failed"]);
 
 export type CallPhase =
   | { kind: "warming_up" }
@@ -16,9 +19,10 @@ export type CallPhase =
 
 export interface CallListener {
   phase(phase: CallPhase): void;
-  /** A JSON message from the agent's "events" data channel. */
+  /** A JSON message from the agent's "events" data channel (or the WebSocket's text frames). */
   agentEvent(event: unknown): void;
-  remoteStream(stream: MediaStream): void;
+  /** WebRTC only: the agent's audio track. */
+  remoteStream?(stream: MediaStream): void;
 }
 
 export interface CallTimings {
@@ -222,7 +226,7 @@ export class VoiceCall {
     for (const track of this.microphone!.getAudioTracks()) pc.addTrack(track, this.microphone!);
     pc.ontrack = (event) => {
       if (attempt.abandoned) return;
-      this.listener.remoteStream(event.streams[0] ?? new MediaStream([event.track]));
+      this.listener.remoteStream?.(event.streams[0] ?? new MediaStream([event.track]));
     };
     // The agent sends state and transcript events here; the channel must exist before the offer.
     const events = pc.createDataChannel("events");
@@ -377,7 +381,7 @@ function toAttemptFailed(error: unknown): AttemptFailed {
 }
 
 /** "relay" when the browser's end of the selected candidate pair is a TURN relay candidate. */
-export async function selectedRoute(pc: RTCPeerConnection): Promise<Route> {
+export async function selectedRoute(pc: RTCPeerConnection): Promise<"relay" | "direct"> {
   const stats = await pc.getStats();
   let pairId: string | undefined;
   stats.forEach((report) => {

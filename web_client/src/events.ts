@@ -13,6 +13,10 @@ export interface Conversation {
   transcript: TranscriptLine[];
   /** The last error event's message, for the alert area. */
   error?: string;
+  /** When the voice reported the end of the caller's turn (its final transcript of the caller's words). */
+  turnEndedAt?: number;
+  /** From the end of the caller's last turn to the agent's first audio after it, in ms. */
+  replyDelayMs?: number;
 }
 
 const AGENT_STATES = new Set<AgentState>(["listening", "agent_speaking", "interrupted"]);
@@ -22,14 +26,21 @@ export function emptyConversation(): Conversation {
 }
 
 /**
- * Applies one event. A non-final transcript replaces the same speaker's previous non-final line
- * (it is a better guess of the same words); a final one settles it. Unknown events are ignored.
+ * Applies one event, received at `now` (ms). A non-final transcript replaces the same speaker's previous
+ * non-final line (it is a better guess of the same words); a final one settles it. A final transcript of
+ * the caller marks the end of their turn; the next "agent_speaking" gives the reply delay. Unknown events
+ * are ignored.
  */
-export function applyAgentEvent(conversation: Conversation, event: unknown): Conversation {
+export function applyAgentEvent(conversation: Conversation, event: unknown, now = Date.now()): Conversation {
   if (!event || typeof event !== "object") return conversation;
   const e = event as Record<string, unknown>;
   if (e.type === "state" && AGENT_STATES.has(e.state as AgentState)) {
-    return { ...conversation, agentState: e.state as AgentState };
+    const state = e.state as AgentState;
+    if (state === "agent_speaking" && conversation.turnEndedAt !== undefined) {
+      const replyDelayMs = now - conversation.turnEndedAt;
+      return { ...conversation, agentState: state, turnEndedAt: undefined, replyDelayMs };
+    }
+    return { ...conversation, agentState: state };
   }
   if (e.type === "transcript" && (e.role === "user" || e.role === "assistant") && typeof e.text === "string") {
     const line: TranscriptLine = { role: e.role, text: e.text, final: e.final === true };
@@ -43,7 +54,8 @@ export function applyAgentEvent(conversation: Conversation, event: unknown): Con
     }
     if (openIndex >= 0) transcript[openIndex] = line;
     else transcript.push(line);
-    return { ...conversation, transcript };
+    const turnEnded = line.role === "user" && line.final;
+    return { ...conversation, transcript, ...(turnEnded ? { turnEndedAt: now } : {}) };
   }
   if (e.type === "error") {
     const message = typeof e.message === "string" && e.message ? e.message : "The agent reported an error.";

@@ -116,14 +116,17 @@ export class CloudSignaling implements Signaling {
   private readonly client: BedrockAgentCoreClient;
   /** Same, but its requests use fetch keepalive, so one sent while the page unloads still leaves. */
   private readonly unloadClient: BedrockAgentCoreClient;
+  /** The identity-pool credentials, cached once for every request (and the WebSocket's presigning). */
+  readonly credentials: AwsCredentialIdentityProvider;
 
   constructor(
     private readonly config: CloudConfig,
     credentials: AwsCredentialIdentityProvider | AwsCredentialIdentity,
   ) {
+    this.credentials = sharedCredentials(credentials);
     const settings = {
       region: config.region,
-      credentials: sharedCredentials(credentials),
+      credentials: this.credentials,
       ...(config.agentcoreEndpoint ? { endpoint: config.agentcoreEndpoint } : {}),
       maxAttempts: 1, // a failed offer is retried by the call with a new session, not by the SDK
     };
