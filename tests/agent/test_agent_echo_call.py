@@ -21,8 +21,9 @@ async def test_audio_sent_comes_back_as_the_same_signal(echo_agent: AgentProcess
         await caller.disconnect()
     onsets = signals.find_onsets(received)
     assert len(onsets) == len(sent_onsets), f"expected {len(sent_onsets)} bursts back, heard {onsets}"
-    # The bursts keep their spacing (no stretching: 16 kHz path at real time) ...
-    assert np.allclose(np.diff(onsets), np.diff(sent_onsets), atol=48 * 5)
+    # The bursts keep their spacing (no stretching: 16 kHz path at real time; padded planes made it
+    # 1.2x, 120 ms per 600). The agent's playout may move by one 20 ms frame as it follows the jitter.
+    assert np.allclose(np.diff(onsets), np.diff(sent_onsets), atol=48 * 25)
     # ... their pitch, and roughly their level (two Opus hops and three resamplers).
     first = received[onsets[0] + 2400 : onsets[0] + 7200]
     assert abs(signals.dominant_frequency(first) - 1000.0) < 20
