@@ -534,7 +534,7 @@ class CallRegistry:
         """Count a call made elsewhere (a WebSocket call: ``id``, ``close(reason)``, ``closing_task``)
         against the limit, in /ping and at shutdown. Returns what it must call as its close begins."""
         if len(self._calls) + self._pending >= self._max_calls:
-            self._refused_before_call("at_capacity", time.monotonic())
+            record_refused_offer(self._metrics, "at_capacity", offer_received_at=time.monotonic())
             raise CallError(
                 503, "at_capacity", f"the agent is at its limit of {self._max_calls} concurrent calls"
             )
