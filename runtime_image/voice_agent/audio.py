@@ -67,10 +67,11 @@ def pcm_frame(pcm: bytes, sample_rate: int) -> av.AudioFrame:
 
 RTP_CLOCK = 48_000
 """Opus's RTP clock, whatever the rate of the audio inside (RFC 7587)."""
-SILENT_FRAMES_BEFORE_DTX = 5
+SILENT_FRAMES_BEFORE_REPEAT = 5
 """After this many silent frames have been encoded, the decoder's history is silence: later silent
-frames go out as DTX packets (the TOC byte alone, which decoders conceal as silence) without running
-the encoder, until audio comes back."""
+frames repeat the last encoded silent packet (a whole, valid packet of silence) without running the
+encoder, until audio comes back. A bare TOC byte (the DTX form) is not used: after it, aiortc's
+decoder (FFmpeg's libopus) was heard to ring at full scale on one of five concurrent benchmark calls."""
 SILENCE_PEAK = 8
 """A frame whose samples all lie within +-8 (-72 dBFS) is silence: an empty buffer, or a decoded
 quiet room echoed back."""
@@ -132,10 +133,10 @@ class PacedOutputTrack(MediaStreamTrack):
             raise ValueError(f"the encoder runs at {encoder.sample_rate} Hz, the track at {sample_rate} Hz")
         self._encoder = encoder
         self._silent_frames = 0
-        self._dtx_packet: bytes | None = None
+        self._silence_packet: bytes | None = None
         self._rtp_ticks = RTP_CLOCK // 50
         self._rtp_time_base = fractions.Fraction(1, RTP_CLOCK)
-        self.dtx_frames = 0
+        self.silence_repeats = 0
         self._sample_rate = sample_rate
         self._input_rate = input_rate
         self._upsampler = AlignedResampler(sample_rate) if input_rate != sample_rate else None
@@ -320,13 +321,12 @@ class PacedOutputTrack(MediaStreamTrack):
         conceal more silence, and silence is most of a voice agent's output."""
         assert self._encoder is not None
         silent = pcm == self._zeros or int(np.abs(np.frombuffer(pcm, dtype=np.int16)).max()) <= SILENCE_PEAK
-        if silent and self._silent_frames >= SILENT_FRAMES_BEFORE_DTX and self._dtx_packet is not None:
-            payload = self._dtx_packet
-            self.dtx_frames += 1
+        if silent and self._silent_frames >= SILENT_FRAMES_BEFORE_REPEAT and self._silence_packet is not None:
+            payload = self._silence_packet
+            self.silence_repeats += 1
         else:
             payload = self._encoder.encode(pcm)
-            # The packet's TOC byte alone is a DTX frame of the same mode and duration.
-            self._dtx_packet = bytes([payload[0] & 0xFC]) if silent else None  # code 0: one frame
+            self._silence_packet = payload if silent else None
         self._silent_frames = self._silent_frames + 1 if silent else 0
         packet = av.Packet(payload)
         packet.pts = self._pts * self._rtp_ticks // self._frame_samples

@@ -421,7 +421,7 @@ class Call:
                 "output_frames": self.output.frames_sent,
                 "output_audio_frames": self.output.audio_frames_sent,
                 "output_underruns": self.output.underruns,
-                "output_dtx_frames": self.output.dtx_frames,
+                "output_silence_repeats": self.output.silence_repeats,
                 "input_dropped": self._input_dropped,
                 "input": self._receive.stats,
             },

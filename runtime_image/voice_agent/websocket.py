@@ -427,7 +427,7 @@ class WebSocketCall:
             output_frames=output.frames_sent,
             output_audio_frames=output.audio_frames_sent,
             output_underruns=output.underruns,
-            output_dtx_frames=0,
+            output_silence_repeats=0,
             output_dropped=self._outbox.audio_dropped,
             input_dropped=self._input_dropped,
             input={},

@@ -10,7 +10,7 @@ import av
 import numpy as np
 import pytest
 from aiortc.mediastreams import MediaStreamError
-from voice_agent.audio import SILENT_FRAMES_BEFORE_DTX, PacedOutputTrack
+from voice_agent.audio import SILENT_FRAMES_BEFORE_REPEAT, PacedOutputTrack
 from voice_agent.opus import OpusDecoder, OpusSettings
 
 from tests.support import signals
@@ -135,16 +135,17 @@ async def test_with_an_encoder_the_track_hands_aiortc_opus_packets_on_the_48_khz
 
 async def test_a_long_silence_costs_no_encoding_and_speech_afterwards_is_encoded_again() -> None:
     track = encoded_track()
-    silent = [bytes(await track.recv()) for _ in range(SILENT_FRAMES_BEFORE_DTX + 20)]
-    # The encoder ran until the decoder had heard enough silence, then the TOC byte alone (DTX).
-    assert all(len(p) == 1 for p in silent[SILENT_FRAMES_BEFORE_DTX:])
-    assert track.dtx_frames == 20
+    silent = [bytes(await track.recv()) for _ in range(SILENT_FRAMES_BEFORE_REPEAT + 20)]
+    # The encoder ran until the decoder had heard enough silence; then its last silent packet again.
+    repeated = silent[SILENT_FRAMES_BEFORE_REPEAT:]
+    assert set(repeated) == {silent[SILENT_FRAMES_BEFORE_REPEAT - 1]}
+    assert track.silence_repeats == 20
     track.write(pcm24(signals.tone(500, 0.2, rate=24_000)))
     speech = [bytes(await track.recv()) for _ in range(10)]
     assert all(len(p) > 20 for p in speech[1:])
     decoder = OpusDecoder(sample_rate=24_000)
     decoded = [decoder.decode(p) for p in silent + speech]
-    assert all(len(d) == 960 for d in decoded)  # DTX frames decode to 20 ms too
+    assert all(len(d) == 960 for d in decoded)
     # Silence decodes as silence (libopus may leave a least-significant bit of noise).
     assert np.abs(np.frombuffer(b"".join(decoded[: len(silent)]), dtype=np.int16)).max() <= 2
 

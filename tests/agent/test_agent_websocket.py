@@ -209,7 +209,7 @@ async def test_the_call_ends_with_the_same_log_line_as_a_webrtc_call(ws_agent: A
     ended = await ended_with(ws_agent, "caller_stopped")
     webrtc_fields = {
         "call_id", "reason", "duration_s", "input_frames", "voice_input_bytes", "output_frames",
-        "output_audio_frames", "output_underruns", "output_dtx_frames", "input_dropped", "input",
+        "output_audio_frames", "output_underruns", "output_silence_repeats", "input_dropped", "input",
         "barge_ins", "connected",
     }  # fmt: skip
     assert webrtc_fields <= set(ended)

@@ -391,6 +391,6 @@ def test_retransmissions_are_not_waited_for_when_that_costs_more_than_the_extra_
 
 def test_quick_retransmissions_are_waited_for_within_the_extra_allowed() -> None:
     lost = set(range(30, 600, 20))
-    buffer, played = run(network(600, lost=lost), retransmit_after=0.010)
+    buffer, _ = run(network(600, lost=lost), retransmit_after=0.010)
     assert buffer.stats.retransmitted >= len(lost) - 6
     assert buffer.target_delay <= PlayoutSettings().min_delay + PlayoutSettings().max_nack_extra
