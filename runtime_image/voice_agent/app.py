@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from voice_agent import aiortc_fixes
 from voice_agent.calls import CallRegistry
 from voice_agent.contract import SESSION_HEADER, SIGNED_REQUEST_HEADERS
-from voice_agent.errors import CallError, describe, new_error_id
+from voice_agent.errors import CallError, describe, log_refused, new_error_id
 from voice_agent.ice import IceProvider, create_ice_provider
 from voice_agent.logs import log_event
 from voice_agent.metrics import Metrics, create_metrics
@@ -124,17 +124,7 @@ def create_app(
 
     @app.exception_handler(CallError)
     async def call_error(request: Request, error: CallError) -> JSONResponse:
-        detail = error.detail
-        log_event(
-            logger,
-            "request_refused",
-            level=logging.WARNING,
-            error_id=error.id,
-            status=error.status,
-            code=error.code,
-            message=error.message,
-            **({"detail": detail} if detail is not None else {}),
-        )
+        log_refused(logger, error)
         return error_response(error.status, error.code, error.message, error.id)
 
     @app.exception_handler(RequestValidationError)

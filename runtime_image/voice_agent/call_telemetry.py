@@ -1,9 +1,10 @@
 """What one call reports, whatever carries its media: its spans, its live seconds, and when it ends one
 ``call_ended`` log line and one call record (``voice_agent.metrics``).
 
-A kind of call (the WebRTC ``Call``) makes one ``CallTelemetry`` when the offer arrives and tells it
-what happens: ``negotiating`` (offer to answer), ``answered``, ``media_connected``, ``barge_in``, and once
-``ended`` with the counters of its own media path, which go into the ``call_ended`` line.
+A kind of call (the WebRTC ``Call``, the WebSocket call) makes one ``CallTelemetry`` when the call begins
+and tells it what happens: ``negotiating`` (offer to answer), ``answered``, ``media_connected``,
+``barge_in``, and once ``ended`` with the counters of its own media path, which go into the
+``call_ended`` line.
 """
 
 from __future__ import annotations
@@ -32,9 +33,12 @@ class CallTelemetry:
         logger: logging.Logger,
         started_at: float,
         attributes: Mapping[str, Any],
+        log_fields: Mapping[str, Any] | None = None,
     ) -> None:
-        """``logger`` is the kind of call's own; ``attributes`` go on the call's span with its id."""
+        """``logger`` is the kind of call's own; ``attributes`` go on the call's span with its id, and
+        ``log_fields`` (what the kind of call says of itself) on its ``call_ended`` line."""
         self.call_id = call_id
+        self._log_fields = dict(log_fields or {})
         self.started_at = started_at
         self._metrics = metrics
         self._tracer = tracer
@@ -100,6 +104,7 @@ class CallTelemetry:
             self._logger,
             "call_ended",
             call_id=self.call_id,
+            **self._log_fields,
             reason=reason,
             duration_s=round(duration, 3),
             **media,

@@ -24,6 +24,7 @@ from aiortc.sdp import candidate_from_sdp
 from opentelemetry import trace
 
 from voice_agent.audio import PacedOutputTrack
+from voice_agent.call_lifecycle import CallLifecycle
 from voice_agent.call_telemetry import CallTelemetry, record_refused_offer
 from voice_agent.errors import CallError
 from voice_agent.ice import IceServer, aiortc_ice_servers
@@ -92,7 +93,7 @@ def _candidate_problem(candidate: RTCIceCandidate) -> str | None:
     return None
 
 
-class Call:
+class Call(CallLifecycle):
     """One caller: implements the voice's ``VoiceOutput`` (play, clear, send_event)."""
 
     def __init__(
@@ -109,7 +110,7 @@ class Call:
         offer_received_at: float | None = None,
         opus: OpusSettings | None = None,
     ) -> None:
-        self.id = call_id
+        super().__init__(call_id)
         self._opus = opus if opus is not None else OpusSettings()
         self.relay_only = relay_only
         self.lock = asyncio.Lock()
@@ -135,9 +136,6 @@ class Call:
         self._events: Any = None
         #: Set once the browser's "events" channel is open and "listening" has been sent on it.
         self.events_open = asyncio.Event()
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._closing: asyncio.Task[None] | None = None
-        self.end_reason: str | None = None
         pc: RTCPeerConnection | None = None
         try:
             self.pc = pc = RTCPeerConnection(
@@ -238,11 +236,11 @@ class Call:
             receiver = next(t.receiver for t in self.pc.getTransceivers() if t.kind == "audio")
             self._receive.send_nack = getattr(receiver, "_send_rtcp_nack", None)
         answer_sdp = with_opus_parameters(answer_sdp, payload_type, self._opus.answer_parameters())
-        self._spawn(self._pump_input(), "input")
-        self._spawn(self._await_track_end(), "track_end")
-        self._spawn(self._watch_audio(), "audio_watchdog")
+        self.spawn(self._pump_input(), "input")
+        self.spawn(self._await_track_end(), "track_end")
+        self.spawn(self._watch_audio(), "audio_watchdog")
         if self._telemetry.reports_live:
-            self._spawn(self._telemetry.report_live(), "live_metrics")
+            self.spawn(self._telemetry.report_live(), "live_metrics")
         self._telemetry.answered()
         return keep_relay_candidates(answer_sdp) if self.relay_only else answer_sdp
 
@@ -333,45 +331,7 @@ class Call:
                 return
             await asyncio.sleep(remaining)
 
-    def _spawn(self, coroutine: Awaitable[None], name: str) -> None:
-        task = asyncio.ensure_future(coroutine)
-        task.set_name(f"call-{self.id[:8]}-{name}")
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            error = task.exception()
-            log_event(
-                logger,
-                "call_task_failed",
-                level=logging.ERROR,
-                call_id=self.id,
-                task=task.get_name(),
-                error=repr(error),
-            )
-            self.end_soon("internal_error")
-
     # --- ending ------------------------------------------------------------------------------
-    @property
-    def ended(self) -> bool:
-        return self._closing is not None
-
-    @property
-    def closing_task(self) -> asyncio.Task[None] | None:
-        return self._closing
-
-    def end_soon(self, reason: str) -> None:
-        """End the call from a callback (no await possible there); idempotent."""
-        if self._closing is None:
-            self._closing = asyncio.ensure_future(self._close(reason))
-
-    async def close(self, reason: str) -> None:
-        self.end_soon(reason)
-        assert self._closing is not None
-        await asyncio.shield(self._closing)
-
     def _release(self) -> None:
         """Drop what the closed call owns and break the cycles through it, so that it is freed now.
 
@@ -397,11 +357,7 @@ class Call:
     async def _close(self, reason: str) -> None:
         self.end_reason = reason
         self._on_ended(self)  # out of the registry first: no new request reaches a closing call
-        current = asyncio.current_task()
-        tasks = [t for t in self._tasks if t is not current]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._cancel_tasks()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._live_session().close(), CLOSE_TIMEOUT)
         self.output.stop()

@@ -7,7 +7,10 @@ may hold AWS account ids, ARNs and role names that no browser should see.
 
 from __future__ import annotations
 
+import logging
 import secrets
+
+from voice_agent.logs import log_event
 
 #: Consonants only: an id never looks like an account id or a number, and never spells a word.
 _ID_ALPHABET = "bcdfghjkmnpqrstvwxz"
@@ -51,3 +54,18 @@ class CallError(Exception):
         """What caused this error, for the log (None for plain bad input)."""
         cause = self.__cause__
         return describe(cause) if cause is not None else None
+
+
+def log_refused(logger: logging.Logger, error: CallError) -> None:
+    """The log line of a refused request (an HTTP answer or a WebSocket closed at once), by its id."""
+    detail = error.detail
+    log_event(
+        logger,
+        "request_refused",
+        level=logging.WARNING,
+        error_id=error.id,
+        status=error.status,
+        code=error.code,
+        message=error.message,
+        **({"detail": detail} if detail is not None else {}),
+    )

@@ -25,22 +25,22 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from opentelemetry import trace
-from opentelemetry.trace import Status, StatusCode
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from voice_agent.audio import BYTES_PER_SAMPLE, PacedOutputTrack
-from voice_agent.errors import CallError, describe, new_error_id
+from voice_agent.call_lifecycle import CallLifecycle
+from voice_agent.call_telemetry import CallTelemetry
+from voice_agent.contract import SESSION_HEADER
+from voice_agent.errors import CallError, describe, log_refused, new_error_id
 from voice_agent.logs import log_event
-from voice_agent.metrics import LIVE_REPORT_SECONDS, CallRecord, Metrics, NoMetrics
+from voice_agent.metrics import Metrics, NoMetrics
 from voice_agent.voices.base import INPUT_SAMPLE_RATE, Voice, VoiceSession, error_event, state_event
 
 logger = logging.getLogger(__name__)
-
-SESSION_HEADER = "x-amzn-bedrock-agentcore-runtime-session-id"
 
 INPUT_FRAME_BYTES = INPUT_SAMPLE_RATE * 20 // 1000 * BYTES_PER_SAMPLE
 """The voice is fed 20 ms (640 bytes) at a time, however the caller chunks its audio."""
@@ -148,8 +148,10 @@ class Outbox:
         return [item for item in self._items if isinstance(item, str)]
 
 
-class WebSocketCall:
+class WebSocketCall(CallLifecycle):
     """One caller on ``/ws``: implements the voice's ``VoiceOutput`` (play, clear, send_event)."""
+
+    task_prefix = "ws-call"
 
     def __init__(
         self,
@@ -161,27 +163,22 @@ class WebSocketCall:
         metrics: Metrics | None = None,
         tracer: trace.Tracer | None = None,
     ) -> None:
-        self.id = secrets.token_urlsafe(18)
+        super().__init__(secrets.token_urlsafe(18))
         self.session_id = session_id
         self.lock = asyncio.Lock()
-        self.end_reason: str | None = None
         self._websocket = websocket
         self._voice = voice
         self._audio_timeout = audio_timeout
         self._metrics: Metrics = metrics if metrics is not None else NoMetrics()
         self._tracer = tracer if tracer is not None else trace.NoOpTracer()
-        self._started_at = self._live_reported_at = self._last_audio_at = time.monotonic()
-        self._connected_at: float | None = None
+        self._started_at = self._last_audio_at = time.monotonic()
         self._outbox = Outbox()
         self._pending_input = bytearray()
         self._input: asyncio.Queue[bytes] = asyncio.Queue()
-        self._input_frames = self._input_dropped = self._voice_input_bytes = self._barge_ins = 0
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._ending = asyncio.Event()
-        self._closing: asyncio.Task[None] | None = None
+        self._input_frames = self._input_dropped = self._voice_input_bytes = 0
         # Made by run(): a call the registry refuses owns nothing that needs releasing.
         self._on_ended: Callable[[Any], None] = _nobody
-        self._span: trace.Span = trace.INVALID_SPAN
+        self._telemetry: CallTelemetry | None = None
         self.output: PacedOutputTrack | None = None
         self._session: VoiceSession | None = None
 
@@ -191,7 +188,8 @@ class WebSocketCall:
             self.output.write(pcm)
 
     def clear(self) -> None:
-        self._barge_ins += 1
+        if self._telemetry is not None:
+            self._telemetry.barge_in()
         if self.output is not None:
             self.output.clear()
         self.send_event(state_event("interrupted"))
@@ -204,8 +202,14 @@ class WebSocketCall:
     async def run(self, on_ended: Callable[[Any], None]) -> None:
         """Start the voice, then serve the socket until the call ends and has closed."""
         self._on_ended = on_ended
-        self._span = self._tracer.start_span(
-            "call", attributes={"call.id": self.id, "call.transport": "websocket"}
+        self._telemetry = telemetry = CallTelemetry(
+            call_id=self.id,
+            metrics=self._metrics,
+            tracer=self._tracer,
+            logger=logger,
+            started_at=self._started_at,
+            attributes={"call.transport": "websocket"},
+            log_fields={"transport": "websocket", "session_id": self.session_id},
         )
         self.output = PacedOutputTrack(live=self._voice.paced_by_caller, on_speaking=self._on_speaking)
         self._session = session = self._voice.open_session(call_id=self.id, output=self)
@@ -230,19 +234,17 @@ class WebSocketCall:
             )
             await self.close("voice_unavailable")
             return
-        self._connected_at = time.monotonic()
+        telemetry.media_connected()
         self.send_event(state_event("listening"))
         log_event(logger, "call_started", call_id=self.id, transport="websocket", session_id=self.session_id)
-        self._spawn(self._send_outbox(), "send")
-        self._spawn(self._send_output(), "output")
-        self._spawn(self._pump_input(), "input")
-        self._spawn(self._receive(), "receive")
-        self._spawn(self._watch_audio(), "audio_watchdog")
-        if self._metrics.enabled:
-            self._spawn(self._report_live(), "live_metrics")
-        await self._ending.wait()
-        assert self._closing is not None
-        await asyncio.shield(self._closing)
+        self.spawn(self._send_outbox(), "send")
+        self.spawn(self._send_output(), "output")
+        self.spawn(self._pump_input(), "input")
+        self.spawn(self._receive(), "receive")
+        self.spawn(self._watch_audio(), "audio_watchdog")
+        if telemetry.reports_live:
+            self.spawn(telemetry.report_live(), "live_metrics")
+        await self.wait_closed()
 
     async def _receive(self) -> None:
         while True:
@@ -328,66 +330,20 @@ class WebSocketCall:
                 return
             await asyncio.sleep(remaining)
 
-    async def _report_live(self) -> None:
-        while True:
-            await asyncio.sleep(LIVE_REPORT_SECONDS)
-            now = time.monotonic()
-            self._metrics.call_live(now - self._live_reported_at)
-            self._live_reported_at = now
-
-    def _spawn(self, coroutine: Awaitable[None], name: str) -> None:
-        task = asyncio.ensure_future(coroutine)
-        task.set_name(f"ws-call-{self.id[:8]}-{name}")
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if task.cancelled() or self._closing is not None:
-            return
-        error = task.exception()
-        if error is None:
-            return
+    def _task_failed(self, task: asyncio.Task[None], error: BaseException) -> None:
+        if self._closing is not None:
+            return  # a task that fails while the call closes changes nothing
         # A socket that went away under a send is the caller leaving, not a fault.
         if isinstance(error, WebSocketDisconnect | OSError):
             self.end_soon("caller_closed")
             return
-        log_event(
-            logger,
-            "call_task_failed",
-            level=logging.ERROR,
-            call_id=self.id,
-            task=task.get_name(),
-            error=repr(error),
-        )
-        self.end_soon("internal_error")
+        super()._task_failed(task, error)
 
     # --- ending ------------------------------------------------------------------------------
-    @property
-    def ended(self) -> bool:
-        return self._closing is not None
-
-    @property
-    def closing_task(self) -> asyncio.Task[None] | None:
-        return self._closing
-
-    def end_soon(self, reason: str) -> None:
-        if self._closing is None:
-            self._closing = asyncio.ensure_future(self._close(reason))
-            self._ending.set()
-
-    async def close(self, reason: str) -> None:
-        self.end_soon(reason)
-        assert self._closing is not None
-        await asyncio.shield(self._closing)
-
     async def _close(self, reason: str) -> None:
         self.end_reason = reason
         self._on_ended(self)
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._cancel_tasks()
         if self._session is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._session.close(), CLOSE_TIMEOUT)
@@ -395,7 +351,24 @@ class WebSocketCall:
         if self.output is not None:
             self.output.stop()
         await self._close_socket(reason)
-        self._log_end(reason)
+        output, telemetry = self.output, self._telemetry
+        assert output is not None and telemetry is not None
+        telemetry.ended(
+            reason,
+            counted=True,
+            underruns=output.underruns,
+            media={
+                "input_frames": self._input_frames,
+                "voice_input_bytes": self._voice_input_bytes,
+                "output_frames": output.frames_sent,
+                "output_audio_frames": output.audio_frames_sent,
+                "output_underruns": output.underruns,
+                "output_silence_repeats": 0,
+                "output_dropped": self._outbox.audio_dropped,
+                "input_dropped": self._input_dropped,
+                "input": {},
+            },
+        )
 
     async def _close_socket(self, reason: str) -> None:
         """The events still queued (an error's explanation), then the close frame with its code."""
@@ -407,51 +380,6 @@ class WebSocketCall:
                 for text in self._outbox.pending_events():
                     await websocket.send_text(text)
                 await websocket.close(CLOSE_CODES.get(reason, NORMAL), reason)
-
-    def _log_end(self, reason: str) -> None:
-        now = time.monotonic()
-        duration = now - self._started_at
-        connected = self._connected_at is not None
-        output = self.output
-        assert output is not None
-        log_event(
-            logger,
-            "call_ended",
-            call_id=self.id,
-            transport="websocket",
-            session_id=self.session_id,
-            reason=reason,
-            duration_s=round(duration, 3),
-            input_frames=self._input_frames,
-            voice_input_bytes=self._voice_input_bytes,
-            output_frames=output.frames_sent,
-            output_audio_frames=output.audio_frames_sent,
-            output_underruns=output.underruns,
-            output_silence_repeats=0,
-            output_dropped=self._outbox.audio_dropped,
-            input_dropped=self._input_dropped,
-            input={},
-            barge_ins=self._barge_ins,
-            connected=connected,
-        )
-        if self._metrics.enabled:
-            connect_ms = (self._connected_at - self._started_at) * 1000 if self._connected_at else None
-            self._metrics.call_ended(
-                CallRecord(
-                    reason=reason,
-                    connected=connected,
-                    connect_ms=connect_ms,
-                    duration_s=duration,
-                    unreported_live_s=now - self._live_reported_at,
-                    underruns=output.underruns,
-                    barge_ins=self._barge_ins,
-                )
-            )
-        self._span.set_attribute("call.end_reason", reason)
-        self._span.set_attribute("call.connected", connected)
-        if not connected:
-            self._span.set_status(Status(StatusCode.ERROR, f"never connected: {reason}"))
-        self._span.end()
 
 
 async def serve_websocket_call(
@@ -492,15 +420,7 @@ async def serve_websocket_call(
 
 
 async def _refuse_at_once(websocket: WebSocket, error: CallError) -> None:
-    log_event(
-        logger,
-        "request_refused",
-        level=logging.WARNING,
-        error_id=error.id,
-        status=error.status,
-        code=error.code,
-        message=error.message,
-    )
+    log_refused(logger, error)
     with contextlib.suppress(Exception):
         await websocket.send_text(
             json.dumps(error_event(code=error.code, message=error.message, error_id=error.id))
