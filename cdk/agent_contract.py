@@ -1,36 +1,51 @@
-"""What the CDK app takes from the agent's code, in one place: metric names and namespace (the dashboard
-and alarms read what the agent writes), and the Nova 2 Sonic voices, default model and prompt (stage
-settings are checked against them).
+"""What the CDK app takes from the agent's code, in one place: the environment variables the runtime
+sets and the values it gives them, metric names and namespace (the dashboard and alarms read what the
+agent writes), and the Nova 2 Sonic voices, default model and prompt (stage settings are checked against
+them).
 
-The agent defines these in standard-library-only modules that are cheap to import at synth time; every
-other module of cdk/ imports them from here.
+They are the agent's contract (voice_agent.contract): standard library only and nothing but constants, so
+it is cheap to import at synth time. Every other module of cdk/ imports them from here.
 """
 
-from voice_agent.metrics import (
+from voice_agent.contract import (
     BARGE_INS,
     CALL_DURATION,
     CALLS_ENDED,
     CALLS_FAILED_TO_CONNECT,
     CALLS_STARTED,
     CONNECT_TIME,
+    DEFAULT_MODEL_ID,
+    DEFAULT_SYSTEM_PROMPT,
+    DEFAULT_VOICE_ID,
+    ENV_CORS_ORIGINS,
+    ENV_ICE_SERVERS,
+    ENV_KVS_CHANNEL_ARN,
+    ENV_MAX_CALLS,
+    ENV_METRICS,
+    ENV_MODEL_ID,
+    ENV_REGION,
+    ENV_RELAY_ONLY,
+    ENV_STAGE,
+    ENV_SYSTEM_PROMPT,
+    ENV_VOICE,
+    ENV_VOICE_ID,
+    ICE_KVS,
     KVS_CREDENTIAL_CACHE_HITS,
     KVS_CREDENTIAL_FETCHES,
     KVS_RATE_LIMITED,
     KVS_THROTTLES,
     LIVE_CALL_SECONDS,
+    METRIC_NAMES,
+    METRICS_EMF,
     NAMESPACE,
     OUTPUT_UNDERRUNS,
     VOICE_GIVE_UPS,
+    VOICE_IDS,
+    VOICE_NOVA_SONIC,
     VOICE_RECONNECTS,
     VOICE_ROTATIONS,
     VOICE_STREAM_ERRORS,
     VOICE_STREAMS_OPENED,
-)
-from voice_agent.voices.nova_sonic_options import (
-    DEFAULT_MODEL_ID,
-    DEFAULT_SYSTEM_PROMPT,
-    DEFAULT_VOICE_ID,
-    VOICE_IDS,
 )
 
 __all__ = [
@@ -43,15 +58,31 @@ __all__ = [
     "DEFAULT_MODEL_ID",
     "DEFAULT_SYSTEM_PROMPT",
     "DEFAULT_VOICE_ID",
+    "ENV_CORS_ORIGINS",
+    "ENV_ICE_SERVERS",
+    "ENV_KVS_CHANNEL_ARN",
+    "ENV_MAX_CALLS",
+    "ENV_METRICS",
+    "ENV_MODEL_ID",
+    "ENV_REGION",
+    "ENV_RELAY_ONLY",
+    "ENV_STAGE",
+    "ENV_SYSTEM_PROMPT",
+    "ENV_VOICE",
+    "ENV_VOICE_ID",
+    "ICE_KVS",
     "KVS_CREDENTIAL_CACHE_HITS",
     "KVS_CREDENTIAL_FETCHES",
     "KVS_RATE_LIMITED",
     "KVS_THROTTLES",
     "LIVE_CALL_SECONDS",
+    "METRICS_EMF",
+    "METRIC_NAMES",
     "NAMESPACE",
     "OUTPUT_UNDERRUNS",
     "VOICE_GIVE_UPS",
     "VOICE_IDS",
+    "VOICE_NOVA_SONIC",
     "VOICE_RECONNECTS",
     "VOICE_ROTATIONS",
     "VOICE_STREAMS_OPENED",

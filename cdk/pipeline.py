@@ -274,7 +274,8 @@ def smoke_commands(stage: StageConfig) -> tuple[list[str], list[str]]:
         "python3.12 -m venv .venv",
         # Transitive versions from the container's constraints, so the smoke call runs what the tests ran.
         f"{pip} -c runtime_image/constraints.txt {' '.join(pinned_requirements(SMOKE_REQUIREMENTS))}",
-        f"{pip} --no-deps -e ops",
+        # The agent's contract (voice_agent.contract, standard library only) names the session header.
+        f"{pip} --no-deps -e runtime_image -e ops",
     ]
     return install, [f".venv/bin/voice-agent-smoke --stage {stage.name} --region {stage.region}"]
 

@@ -12,6 +12,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 from voice_agent_ops import naming
 
+from cdk import agent_contract as contract
 from cdk.config import StageConfig
 from cdk.models import ModelRoute
 from cdk.nag import account_in_finding, acknowledge_wildcards, default_policy
@@ -66,22 +67,22 @@ MAX_CALLS_PER_SESSION = 1
 def runtime_environment(
     config: StageConfig, *, kvs_channels: str, cors_origins: Sequence[str]
 ) -> dict[str, str]:
-    """The container's environment: the variable names of the agent's settings contract."""
+    """The container's environment: the variable names and values of the agent's contract."""
     return {
-        "VOICE_AGENT_STAGE": config.name,
-        "VOICE_AGENT_VOICE": "nova-sonic",
-        "VOICE_AGENT_ICE_SERVERS": "kvs",
-        "VOICE_AGENT_RELAY_ONLY": "true",
+        contract.ENV_STAGE: config.name,
+        contract.ENV_VOICE: contract.VOICE_NOVA_SONIC,
+        contract.ENV_ICE_SERVERS: contract.ICE_KVS,
+        contract.ENV_RELAY_ONLY: "true",
         # The pool the agent picks a channel from per session id: ARNs, or pool:<first name>:<count>.
-        "VOICE_AGENT_KVS_CHANNEL_ARN": kvs_channels,
-        "AWS_REGION": config.region,
-        "VOICE_AGENT_MODEL_ID": config.model_id,
-        "VOICE_AGENT_VOICE_ID": config.voice_id,
-        "VOICE_AGENT_SYSTEM_PROMPT": config.system_prompt,
-        "VOICE_AGENT_METRICS": "emf",
-        "VOICE_AGENT_MAX_CALLS": str(MAX_CALLS_PER_SESSION),
+        contract.ENV_KVS_CHANNEL_ARN: kvs_channels,
+        contract.ENV_REGION: config.region,
+        contract.ENV_MODEL_ID: config.model_id,
+        contract.ENV_VOICE_ID: config.voice_id,
+        contract.ENV_SYSTEM_PROMPT: config.system_prompt,
+        contract.ENV_METRICS: contract.METRICS_EMF,
+        contract.ENV_MAX_CALLS: str(MAX_CALLS_PER_SESSION),
         # The deployed page's origin (a deploy-time token), so the agent answers its CORS requests.
-        "VOICE_AGENT_CORS_ORIGINS": ",".join(cors_origins),
+        contract.ENV_CORS_ORIGINS: ",".join(cors_origins),
     }
 
 

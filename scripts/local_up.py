@@ -3,8 +3,9 @@
 The Makefile builds the client first (npm ci && npm run build); this script builds nothing. It starts
 the agent as a subprocess, serves web_client/dist with a local config.json generated on the fly
 (never written into dist), prints the URL, and on Ctrl-C or SIGTERM stops both and exits 0.
-Standard library only, plus boto3 (installed) to see whether AWS credentials resolve, and the production
-Content-Security-Policy from cdk/csp.py (which imports no aws_cdk).
+Standard library only, plus the agent's voice registry (voice_agent.voices, which imports no voice),
+boto3 (installed) to see whether AWS credentials resolve, and the production Content-Security-Policy
+from cdk/csp.py (which imports no aws_cdk).
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ import urllib.request
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType, ModuleType
+
+from voice_agent.contract import VOICE_ECHO
+from voice_agent.voices import VOICES
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DIST = REPO / "web_client" / "dist"
@@ -56,23 +60,28 @@ def local_content_security_policy(agent_url: str) -> str:
 
 
 def choose_voice(requested: str) -> tuple[str, str | None, str | None]:
-    """(voice, region, note): nova-sonic only when asked for and boto3 finds AWS credentials."""
-    fallback = "using the echo voice."
-    if requested != "nova-sonic":
-        if requested not in ("", "echo"):
-            return "echo", None, f"Unknown VOICE={requested!r} (expected echo or nova-sonic): {fallback}"
-        return "echo", None, None
+    """(voice, region, note): a voice of the agent's registry; one that calls AWS only when boto3 finds
+    AWS credentials, else the echo voice."""
+    fallback = f"using the {VOICE_ECHO} voice."
+    if requested in ("", VOICE_ECHO):
+        return VOICE_ECHO, None, None
+    entry = VOICES.get(requested)
+    if entry is None:
+        expected = " or ".join(VOICES)
+        return VOICE_ECHO, None, f"Unknown VOICE={requested!r} (expected {expected}): {fallback}"
+    if not entry.needs_region:
+        return requested, None, None
     try:
         import boto3
 
         session = boto3.Session()
         credentials = session.get_credentials()
     except Exception as error:  # a broken profile must not stop the echo voice from starting
-        return "echo", None, f"VOICE=nova-sonic: AWS credentials could not be read ({error}); {fallback}"
+        return VOICE_ECHO, None, f"VOICE={requested}: AWS credentials could not be read ({error}); {fallback}"
     if credentials is None:
-        return "echo", None, f"VOICE=nova-sonic needs AWS credentials and boto3 found none: {fallback}"
+        return VOICE_ECHO, None, f"VOICE={requested} needs AWS credentials and boto3 found none: {fallback}"
     # Nova Sonic is in us-east-1 among others; the agent needs a region either way.
-    return "nova-sonic", session.region_name or "us-east-1", None
+    return requested, session.region_name or "us-east-1", None
 
 
 class WebClientHandler(SimpleHTTPRequestHandler):
@@ -162,7 +171,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--web-port", type=int, default=int(os.environ.get("WEB_PORT", "7860")))
     parser.add_argument("--agent-port", type=int, default=int(os.environ.get("AGENT_PORT", "8080")))
-    parser.add_argument("--voice", default=os.environ.get("VOICE", "echo"), help="echo or nova-sonic")
+    parser.add_argument("--voice", default=os.environ.get("VOICE", VOICE_ECHO), help=" or ".join(VOICES))
     parser.add_argument("--dist", type=Path, default=DEFAULT_DIST, help="the built web client")
     return parser.parse_args(argv)
 

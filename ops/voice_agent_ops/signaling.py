@@ -15,10 +15,9 @@ from typing import Any, Protocol
 import httpx
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from voice_agent.contract import SESSION_HEADER
 
 from voice_agent_ops.stacks import NO_CREDENTIALS
-
-SESSION_HEADER = "X-Amzn-Bedrock-AgentCore-Runtime-Session-Id"
 
 
 class SignalingError(Exception):

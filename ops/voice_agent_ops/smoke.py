@@ -35,10 +35,11 @@ from aiortc import (
 )
 from aiortc.rtcconfiguration import RTCIceTransportPolicy
 from botocore.exceptions import NoCredentialsError
+from voice_agent.contract import SESSION_HEADER
 
 from voice_agent_ops.audio import ToneClip
 from voice_agent_ops.naming import agent_stack_name
-from voice_agent_ops.signaling import SESSION_HEADER, AgentCoreSignaling, HttpSignaling, Signaling
+from voice_agent_ops.signaling import AgentCoreSignaling, HttpSignaling, Signaling
 from voice_agent_ops.smoke_steps import (
     AUDIO_RETURNED,
     AUDIO_SENT,

@@ -25,7 +25,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from voice_agent_ops.audio import FRAME_SECONDS, ToneClip
-from voice_agent_ops.signaling import SESSION_HEADER, SignalingError
+from voice_agent_ops.signaling import SignalingError
 from voice_agent_ops.smoke_steps import (
     AUDIO_RETURNED,
     AUDIO_SENT,
@@ -41,6 +41,9 @@ from voice_agent_ops.stacks import NO_CREDENTIALS
 WS_STEPS = ("resolve_outputs", "ws_connect", FIRST_STATE, AUDIO_SENT, AUDIO_RETURNED, "stop")
 INPUT_RATE = 16_000
 PRESIGNED_SECONDS = 300
+#: InvokeAgentRuntimeWithWebSocketStream's query parameter for the session (query names are case-sensitive,
+#: unlike the request header of the same name).
+SESSION_PARAMETER = "X-Amzn-Bedrock-AgentCore-Runtime-Session-Id"
 """AgentCore accepts presigned WebSocket URLs with at most 300 s of life."""
 
 
@@ -63,7 +66,7 @@ def presigned_websocket_url(
     """The ``InvokeAgentRuntimeWithWebSocketStream`` URL, SigV4-presigned (query) for ``credentials``."""
     endpoint = (endpoint_url or f"https://bedrock-agentcore.{region}.amazonaws.com").rstrip("/")
     query = urllib.parse.urlencode(
-        {"qualifier": qualifier, SESSION_HEADER: session_id}, quote_via=urllib.parse.quote
+        {"qualifier": qualifier, SESSION_PARAMETER: session_id}, quote_via=urllib.parse.quote
     )
     url = f"{endpoint}/runtimes/{urllib.parse.quote(runtime_arn, safe='')}/ws?{query}"
     request = AWSRequest(method="GET", url=url, headers={"host": urllib.parse.urlsplit(url).netloc})

@@ -31,48 +31,10 @@ from voice_agent.contract import (
     CALLS_FAILED_TO_CONNECT,
     CALLS_STARTED,
     CONNECT_TIME,
-    KVS_CREDENTIAL_CACHE_HITS,
-    KVS_CREDENTIAL_FETCHES,
-    KVS_RATE_LIMITED,
-    KVS_THROTTLES,
     LIVE_CALL_SECONDS,
     NAMESPACE,
     OUTPUT_UNDERRUNS,
-    VOICE_GIVE_UPS,
-    VOICE_RECONNECTS,
-    VOICE_ROTATIONS,
-    VOICE_STREAM_ERRORS,
-    VOICE_STREAMS_OPENED,
 )
-
-# The metric names and namespace are the contract's; the CDK app imports them from this module too, and
-# its dashboard test reads every upper-case string here as a metric name.
-__all__ = [
-    "BARGE_INS",
-    "CALLS_ENDED",
-    "CALLS_FAILED_TO_CONNECT",
-    "CALLS_STARTED",
-    "CALL_DURATION",
-    "CONNECT_TIME",
-    "KVS_CREDENTIAL_CACHE_HITS",
-    "KVS_CREDENTIAL_FETCHES",
-    "KVS_RATE_LIMITED",
-    "KVS_THROTTLES",
-    "LIVE_CALL_SECONDS",
-    "LIVE_REPORT_SECONDS",
-    "NAMESPACE",
-    "OUTPUT_UNDERRUNS",
-    "VOICE_GIVE_UPS",
-    "VOICE_RECONNECTS",
-    "VOICE_ROTATIONS",
-    "VOICE_STREAMS_OPENED",
-    "VOICE_STREAM_ERRORS",
-    "CallRecord",
-    "EmfMetrics",
-    "Metrics",
-    "NoMetrics",
-    "create_metrics",
-]
 
 COUNT = "Count"
 SECONDS = "Seconds"

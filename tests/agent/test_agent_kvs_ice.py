@@ -15,6 +15,7 @@ import pytest
 from agent_kvs import ManualClock, QuotaKvs
 from botocore.stub import ANY, Stubber
 from voice_agent.app import create_app
+from voice_agent.contract import KVS_RATE_LIMITED, KVS_THROTTLES
 from voice_agent.ice import (
     BrowserIce,
     IceServer,
@@ -26,7 +27,6 @@ from voice_agent.ice import (
     aiortc_ice_servers,
     kvs_channels,
 )
-from voice_agent.metrics import KVS_RATE_LIMITED, KVS_THROTTLES
 from voice_agent.settings import Settings
 
 REGION = "us-west-2"

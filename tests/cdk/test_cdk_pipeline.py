@@ -296,7 +296,9 @@ def test_each_stage_ends_with_the_smoke_call(synthesized_pipeline, stage_name: s
     commands = all_commands(synthesized_pipeline.buildspec(smoke))
     region = STAGES[stage_name]["region"]
     assert f".venv/bin/voice-agent-smoke --stage {stage_name} --region {region}" in commands
-    assert "pip install --quiet --disable-pip-version-check --no-deps -e ops" in " ".join(commands)
+    assert "pip install --quiet --disable-pip-version-check --no-deps -e runtime_image -e ops" in " ".join(
+        commands
+    )
 
 
 @pytest.mark.parametrize("stage_name", SETTINGS["stages"])
@@ -323,10 +325,23 @@ def third_party_imports(package_dir: Path) -> set[str]:
 
 
 def test_the_smoke_requirements_are_exactly_what_the_ops_package_imports() -> None:
-    # botocore comes with boto3, at the version boto3 pins.
+    # botocore comes with boto3, at the version boto3 pins; voice_agent (its contract module, standard
+    # library only) is installed from runtime_image/ without its dependencies.
     distributions = {"botocore": "boto3"}
     imported = {distributions.get(m, m) for m in third_party_imports(REPO_ROOT / "ops" / "voice_agent_ops")}
-    assert imported == set(SMOKE_REQUIREMENTS)
+    assert imported == {*SMOKE_REQUIREMENTS, "voice_agent"}
+
+
+def test_the_ops_package_takes_only_the_contract_from_the_agent() -> None:
+    """The smoke step installs runtime_image/ without the agent's dependencies: only its contract imports."""
+    agent_modules = set()
+    for path in (REPO_ROOT / "ops" / "voice_agent_ops").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            agent_modules |= {n for n in names if n.split(".")[0] == "voice_agent"}
+    assert agent_modules == {"voice_agent.contract"}
 
 
 def test_a_smoke_requirement_pinned_nowhere_fails_naming_it(tmp_path: Path) -> None:

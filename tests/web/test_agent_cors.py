@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from voice_agent.app import SIGNED_REQUEST_HEADERS
+from voice_agent.contract import SIGNED_REQUEST_HEADERS
 
 from tests.support.agent_process import AgentProcess
 

@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 import pytest
-from voice_agent.app import SIGNED_REQUEST_HEADERS
+from voice_agent.contract import SIGNED_REQUEST_HEADERS
 from web_agentcore_standin import RUNTIME_CLIENT_ERROR
 from web_page_probes import (
     selected_candidate_pair,

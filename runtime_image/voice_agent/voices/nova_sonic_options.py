@@ -2,7 +2,7 @@
 environment by the names and with the defaults of the agent's contract.
 
 Standard library only and no work at import: the settings read these before anything heavy is
-imported, and the CDK app imports the defaults and voice ids from this path.
+imported.
 """
 
 from __future__ import annotations
@@ -21,20 +21,8 @@ from voice_agent.contract import (
     ENV_SYSTEM_PROMPT,
     ENV_VOICE_ID,
     VOICE_IDS,
-    Endpointing,
 )
 from voice_agent.env import SettingsError, Variable, read_variables
-
-__all__ = [
-    "DEFAULT_ENDPOINTING",
-    "DEFAULT_MODEL_ID",
-    "DEFAULT_SYSTEM_PROMPT",
-    "DEFAULT_VOICE_ID",
-    "ENDPOINTING_SENSITIVITIES",
-    "VOICE_IDS",
-    "Endpointing",
-    "NovaSonicOptions",
-]
 
 VARIABLES: tuple[Variable, ...] = (
     ("model_id", ENV_MODEL_ID, str),
