@@ -38,6 +38,7 @@ class LeakyEcho(MediaStreamTrack):
 
     async def recv(self) -> AudioFrame:
         frame = await self._source.recv()
+        assert isinstance(frame, AudioFrame)
         own = frame.to_ndarray()
         self._latest[id(self)] = own
         mixed = own.astype(np.int32)
@@ -99,10 +100,10 @@ def create_app(*, ice_servers: str, relay_only: bool, leak_between_calls: bool =
             await pc.setLocalDescription(await pc.createAnswer())
             return {"pc_id": pc_id, "sdp": pc.localDescription.sdp, "type": "answer"}
         if action == "disconnect":
-            pc = calls.pop(data.get("pc_id"), None)
-            if pc is None:
+            ended = calls.pop(str(data.get("pc_id")), None)
+            if ended is None:
                 raise HTTPException(404, "unknown pc_id")
-            await pc.close()
+            await ended.close()
             return {"status": "ok"}
         raise HTTPException(400, f"unknown action {action!r}")
 

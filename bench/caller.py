@@ -108,6 +108,7 @@ class Recorder:
                 return
             now = time.monotonic()
             self.first_frame_at = self.first_frame_at or now
+            assert isinstance(frame, AudioFrame)
             data = frame.to_ndarray()
             channels = len(frame.layout.channels)
             # Packed s16 arrives as one interleaved row; planar as one row per channel.
@@ -224,7 +225,7 @@ class Caller:
         await pc.setLocalDescription(await pc.createOffer())
         times.gather_ms = (time.monotonic() - gather_start) * 1000
         offer_sent = time.monotonic()
-        data = {"sdp": pc.localDescription.sdp, "type": "offer"}
+        data: dict[str, Any] = {"sdp": pc.localDescription.sdp, "type": "offer"}
         if times.relay:
             data["turnOnly"] = True
         answer = await self._invoke("offer", data)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,7 +64,9 @@ CONDITIONS = (
 )
 
 
-def _through(relay: ImpairmentRelay, turn_port: int):  # type: ignore[no-untyped-def]
+def _through(
+    relay: ImpairmentRelay, turn_port: int
+) -> Callable[[list[dict[str, Any]]], list[dict[str, Any]]]:
     def rewrite(servers: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return [
             {**s, "urls": [u.replace(f":{turn_port}", f":{relay.port}") for u in s["urls"]]} for s in servers
@@ -111,7 +114,7 @@ async def measure_condition(
     sent = [t for t in caller.track.sent_times if t + SEARCH_SECONDS < ended]
     echoes = measure_echoes(received, sent, template, SEARCH_SECONDS)
     found = [e for e in echoes if e.latency_ms is not None]
-    latencies = [e.latency_ms for e in found]
+    latencies = [e.latency_ms for e in echoes if e.latency_ms is not None]
     intact = sum(1 for e in found if e.intact)
     first, last = latencies[:5], latencies[-5:]
     return {

@@ -94,7 +94,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def machine() -> dict[str, Any]:
-    versions = {}
+    versions: dict[str, str | None] = {}
     for name in ("aiortc", "aioice", "av", "numpy", "fastapi", "uvicorn"):
         try:
             versions[name] = importlib.metadata.version(name)

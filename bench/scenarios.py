@@ -44,6 +44,7 @@ def _candidate_type(caller: Caller) -> str | None:
     """The local candidate type of the nominated ICE pair ("host", "relay"...), to prove the path."""
     try:
         pc = caller._pc
+        assert pc is not None
         ice = pc.getTransceivers()[0].sender.transport.transport
         pair = next(iter(ice._connection._nominated.values()))
         return pair.local_candidate.type
@@ -149,7 +150,7 @@ def _caller_figures(index: int, heard: list[_Heard], templates: list[np.ndarray]
     mine = heard[index]
     received, sent, echoes = mine.received, mine.sent, mine.echoes
     found = [e for e in echoes if e.latency_ms is not None]
-    latencies = [e.latency_ms for e in found]
+    latencies = [e.latency_ms for e in echoes if e.latency_ms is not None]
     start = received.first_sample_after(connected) + round(0.1 * SAMPLE_RATE)
     stop = received.first_sample_after(sent[-1] + SEARCH_SECONDS) if sent else 0
     leak = leakage_outside(received, echoes, len(templates[index]), start_sample=start, stop_sample=stop)

@@ -147,7 +147,7 @@ class VoiceAgentObservability(Construct):
         self._application_logs = application_logs
         self._dimensions = {"Stage": stage_name}
         self.alarm_topic = self._alarm_topic(alarm_email)
-        self.signals: dict[str, cloudwatch.IMetric] = {
+        self.signals: dict[str, cloudwatch.Metric | cloudwatch.MathExpression] = {
             "connect_failure_rate": cloudwatch.MathExpression(
                 expression=f"IF(started >= {CONNECT_FAILURE_MIN_CALLS}, failed / started, 0)",
                 using_metrics={

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,7 +102,8 @@ class _Upstream(asyncio.DatagramProtocol):
         self.opening: asyncio.Future[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        assert isinstance(transport, asyncio.DatagramTransport)
+        self.transport = transport
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         self.relay._forward(self.relay._downstream, data, self.relay._send_to_client, self.client)
@@ -180,7 +182,9 @@ class ImpairmentRelay(asyncio.DatagramProtocol):
         loop = asyncio.get_running_loop()
         await loop.create_datagram_endpoint(lambda: upstream, remote_addr=self._target)
 
-    def _forward(self, direction: _Direction, data: bytes, send, where) -> None:  # type: ignore[no-untyped-def]
+    def _forward[Where](
+        self, direction: _Direction, data: bytes, send: Callable[[bytes, Where], None], where: Where
+    ) -> None:
         loop = asyncio.get_running_loop()
         now = loop.time()
         if is_stun(data) and not self._impair_stun:

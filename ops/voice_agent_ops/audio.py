@@ -113,6 +113,7 @@ class ReturnedAudioMeter:
                 frame = await track.recv()
             except MediaStreamError:
                 return
+            assert isinstance(frame, AudioFrame)
             self.hear(frame.to_ndarray(), loop.time())
 
     def hear(self, samples: np.ndarray, now: float) -> None:

@@ -162,7 +162,11 @@ class WebSocketSmokeCall(StepRunner):
         assert socket is not None
         watcher = asyncio.ensure_future(socket.wait_closed())
         watcher.add_done_callback(lambda _: wake())
-        return watcher.cancel
+
+        def stop() -> None:
+            watcher.cancel()
+
+        return stop
 
     def _up_detail(self) -> str:
         return "the socket open"

@@ -60,6 +60,12 @@ ENCODER_MODULES = (opus, g711, g722)
 """aiortc's audio encoders, each of which builds its resampler from its module's ``AudioResampler``."""
 
 
+def replace_attribute(owner: Any, name: str, value: Any) -> None:
+    """Every replacement goes through here: what aiortc and aioice declare as a method, a class or
+    nothing at all, the agent sets at run time."""
+    setattr(owner, name, value)
+
+
 def compute_audio_level_dbov(frame: av.AudioFrame) -> int:
     """The frame's level in -dBov, exactly as aiortc computes it (sum of squares over the plane's
     16-bit samples, divided by ``frame.samples``), without a Python loop per sample."""
@@ -84,7 +90,7 @@ def check_incoming(self: Connection, message: Any, addr: tuple[str, int], protoc
         or getattr(pair, "retriggered", False)
     ):
         return
-    pair.retriggered = True
+    replace_attribute(pair, "retriggered", True)
     # Cancelling the check's task ends its STUN transaction (and its retransmission timer).
     pair.task.cancel()
     pair.task = None
@@ -93,7 +99,7 @@ def check_incoming(self: Connection, message: Any, addr: tuple[str, int], protoc
 
 def turn_sendto(self: TurnTransport, data: bytes, addr: tuple[str, int]) -> None:
     """aioice's TURN send, without a task when the peer's channel is bound and fresh."""
-    inner = getattr(self, "_TurnTransport__inner_protocol", None)
+    inner: Any = getattr(self, "_TurnTransport__inner_protocol", None)
     channel = None if inner is None else inner.peer_to_channel.get(addr)
     if (
         channel is None
@@ -122,20 +128,20 @@ def install() -> bool:
     replaced = install_jitter_buffer()
     for module in ENCODER_MODULES:
         if getattr(module, "AudioResampler", None) in (av.AudioResampler, single_threaded_resampler):
-            module.AudioResampler = single_threaded_resampler
+            replace_attribute(module, "AudioResampler", single_threaded_resampler)
         else:
             replaced = False
     if callable(getattr(rtp, "compute_audio_level_dbov", None)):
-        rtp.compute_audio_level_dbov = compute_audio_level_dbov
+        replace_attribute(rtp, "compute_audio_level_dbov", compute_audio_level_dbov)
     else:
         replaced = False
     if TurnTransport.sendto in (AIOICE_TURN_SENDTO, turn_sendto):
-        TurnTransport.sendto = turn_sendto  # type: ignore[method-assign]
+        replace_attribute(TurnTransport, "sendto", turn_sendto)
     else:
         replaced = False
     used = ("check_incoming", "check_start_task", "_find_pair")
     if all(callable(getattr(Connection, name, None)) for name in used):
-        Connection.check_incoming = check_incoming
+        replace_attribute(Connection, "check_incoming", check_incoming)
     else:
         replaced = False
     return replaced
@@ -144,6 +150,6 @@ def install() -> bool:
 def install_jitter_buffer() -> bool:
     """Only the audio jitter-buffer seam (the benchmark's caller receives like a browser with it)."""
     if getattr(rtcrtpreceiver, "JitterBuffer", None) in (AIORTC_JITTER_BUFFER, receive.jitter_buffer):
-        rtcrtpreceiver.JitterBuffer = receive.jitter_buffer
+        replace_attribute(rtcrtpreceiver, "JitterBuffer", receive.jitter_buffer)
         return True
     return False

@@ -229,7 +229,7 @@ class PacedOutputTrack(MediaStreamTrack):
             self._encoder.close()
             self._encoder = None
 
-    async def recv(self) -> av.AudioFrame:
+    async def recv(self) -> av.AudioFrame | av.Packet:
         if self.readyState != "live":
             raise MediaStreamError
         now = time.monotonic()

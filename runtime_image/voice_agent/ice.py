@@ -23,7 +23,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from voice_agent.contract import (
     ICE_KVS,
@@ -124,7 +124,8 @@ class StaticIce:
         return BrowserIce(servers=list(self._servers))
 
 
-ClientFactory = Callable[[str, str | None], Any]
+KvsService = Literal["kinesisvideo", "kinesis-video-signaling"]
+ClientFactory = Callable[[KvsService, str | None], Any]
 """``(service_name, endpoint_url) -> boto3 client``; tests pass clients wrapped in botocore's Stubber."""
 
 
@@ -393,7 +394,7 @@ class KvsIce:
         ttl = float(min(s.get("Ttl", 300) for s in reply["IceServerList"]))
         return servers, ttl
 
-    def _boto3_client(self, service: str, endpoint_url: str | None) -> Any:
+    def _boto3_client(self, service: KvsService, endpoint_url: str | None) -> Any:
         import boto3  # imported on first use: keeps start-up fast and free of I/O
 
         return boto3.session.Session().client(service, region_name=self._region, endpoint_url=endpoint_url)

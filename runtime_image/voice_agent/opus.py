@@ -207,7 +207,7 @@ class OpusEncoder:
             raise OpusError("the encoder is closed")
         size = self._api.libopus_encode(
             self._state,
-            ctypes.cast(pcm, self._int16_pointer),
+            ctypes.cast(ctypes.c_char_p(pcm), self._int16_pointer),
             len(pcm) // 2,
             self._out,
             MAX_PACKET_BYTES,

@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from av import AudioFrame
 from opentelemetry import trace
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
@@ -307,6 +308,7 @@ class WebSocketCall(CallLifecycle):
         assert output is not None
         while True:
             frame = await output.recv()
+            assert isinstance(frame, AudioFrame)  # a track with no encoder gives PCM
             if output.speaking:
                 self._outbox.put(bytes(memoryview(frame.planes[0])[: frame.samples * BYTES_PER_SAMPLE]))
 

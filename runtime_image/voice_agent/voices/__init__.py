@@ -63,7 +63,7 @@ def create_voice(
     if entry is None:
         raise ValueError(f"unknown voice {name!r}; the voices are {', '.join(VOICES)}")
     create = importlib.import_module(entry.module).create
-    return create(  # type: ignore[no-any-return]
+    return create(
         options,
         region=region,
         metrics=metrics if metrics is not None else NoMetrics(),

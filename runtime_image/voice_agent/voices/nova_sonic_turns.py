@@ -79,10 +79,10 @@ class TurnTracker:
                     content=body.get("content"),
                 )
             case "contentEnd":
-                block = self._blocks.pop(body.get("contentId", ""), None)
+                ended = self._blocks.pop(body.get("contentId", ""), None)
                 if body.get("stopReason") == "INTERRUPTED":
                     self._barge_in()
-                if (block and block.type == "AUDIO" and block.role == "ASSISTANT") or body.get(
+                if (ended and ended.type == "AUDIO" and ended.role == "ASSISTANT") or body.get(
                     "type"
                 ) == "AUDIO":
                     self.assistant_speaking = False
