@@ -22,7 +22,7 @@ RUNTIME_NAME ?= $(shell $(NAMING) runtime-name $(STAGE) 2>/dev/null)
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 CDK := npx --no-install cdk
 
-.PHONY: help setup deps test-deps system-packages web up synth test lint bench bootstrap deploy deploy-pipeline destroy smoke capacity clean
+.PHONY: help setup deps test-deps system-packages web up synth test check bench bootstrap deploy deploy-pipeline destroy smoke capacity clean
 
 help:  ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -76,14 +76,16 @@ endif
 deploy-pipeline: web  ## Deploy the CI pipeline stack (see "Deploy through a pipeline")
 	$(CDK) deploy --all -c pipeline=1 --require-approval broadening
 
-test: setup  ## Run every test suite
+test: setup check  ## Run the static checks, then every test suite
 	$(VENV)/bin/pytest
 
 bench: setup  ## Measure the agent: latency, CPU, memory, start-up (table + bench/results/latest.json)
 	$(PY) -m bench $(BENCH_ARGS)
 
-lint: deps  ## Static checks: ruff on the Python code, tsc on the web client
+check: deps  ## Static checks: ruff (lint and format), mypy, and tsc on the web client
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 	npm --prefix web_client run check
 
 bootstrap: deps  ## Bootstrap CDK in every stage's account and region from cdk.json (PIPELINE=1: the pipeline's too)

@@ -7,12 +7,20 @@ one by one, so a new wildcard added later still fails synth.
 
 from collections.abc import Iterable
 
-from aws_cdk import Acknowledgment, Stack, Token, Validations
+from aws_cdk import Acknowledgment, CfnElement, Stack, Token, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_deployment as s3deploy
 from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
+
+
+def logical_id(construct: IConstruct) -> str:
+    """The logical id of an L2 construct's CloudFormation resource, as cdk-nag names it in findings."""
+    resource = construct.node.default_child
+    if not isinstance(resource, CfnElement):
+        raise TypeError(f"{construct.node.path} has no CloudFormation resource of its own")
+    return Stack.of(construct).get_logical_id(resource)
 
 
 def add_checks(scope: IConstruct) -> None:
@@ -73,7 +81,7 @@ def acknowledge_bucket_deployment_handler(
     policy = default_policy(role)
     if policy is None:
         return
-    bucket = stack.get_logical_id(destination.node.default_child)  # type: ignore[arg-type]
+    bucket = logical_id(destination)
     acknowledge_wildcards(
         policy,
         (

@@ -179,7 +179,9 @@ def parse_pipeline(context: Mapping[str, Any]) -> PipelineConfig:
         REGION_RULE,
         "allowed: an AWS region such as us-east-1 (default: the first stage's region)",
     )
-    connection_account = CONNECTION_ARN_RULE.match(connection_arn)["account"]  # type: ignore[index]
+    matched = CONNECTION_ARN_RULE.match(connection_arn)
+    assert matched is not None  # _string checked it against the same rule
+    connection_account = matched["account"]
     # An explicit account: CodePipeline's cross-region support stacks (one per stage region) need one.
     account = _string(
         f"{SETTINGS_KEY}.account",
@@ -237,6 +239,8 @@ def synth_commands() -> list[str]:
         # apt step is not needed).
         "make test-deps",
         "npm --prefix web_client ci",
+        # ruff, mypy and tsc: the same static checks as `make test`.
+        "make check",
         "npm --prefix web_client run build",
         f'.venv/bin/pytest -m "{UNIT_TEST_MARKERS}"',
         # The pinned CLI from package.json, installed by `make test-deps`.

@@ -146,7 +146,7 @@ def test_pipeline_runs_in_the_configured_region(synthesized_pipeline) -> None:
     assert synthesized_pipeline.stack.account == SETTINGS["connectionArn"].split(":")[4]
 
 
-def test_synth_step_installs_builds_the_web_client_runs_the_unit_tests_then_synthesizes(
+def test_synth_step_installs_checks_builds_the_web_client_runs_the_unit_tests_then_synthesizes(
     synthesized_pipeline,
 ) -> None:
     (synth,) = synthesized_pipeline.stage("Build")["Actions"]
@@ -154,6 +154,7 @@ def test_synth_step_installs_builds_the_web_client_runs_the_unit_tests_then_synt
     expected_in_order = [
         "make test-deps",
         "npm --prefix web_client ci",
+        "make check",
         "npm --prefix web_client run build",
         '.venv/bin/pytest -m "not browser and not turn"',
         "npx --no-install cdk synth --quiet -c pipeline=1",
