@@ -1,1 +1,2 @@
-"""Benchmarks for the voice agent (issue 3): `python -m bench`. See bench/README.md."""
+"""Benchmarks for the voice agent against its targets (latency, CPU, memory, start-up): `python -m bench`.
+See bench/README.md."""

@@ -1,4 +1,5 @@
-"""The targets of issue 3 as checks, and the human-readable table."""
+"""The benchmark's targets (latency, growth, start-up, silence, crosstalk, impaired networks, CPU) as
+checks, and the human-readable table."""
 
 from __future__ import annotations
 

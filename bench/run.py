@@ -32,7 +32,7 @@ RESULTS = REPO / "bench" / "results"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench", description="Voice agent benchmarks (issue 3).")
+    parser = argparse.ArgumentParser(prog="python -m bench", description="Voice agent benchmarks.")
     parser.add_argument(
         "--target",
         choices=["agent", "baseline", "both", "leaky-baseline"],
