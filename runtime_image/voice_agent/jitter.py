@@ -182,6 +182,11 @@ class PlayoutBuffer:
         return self._target
 
     @property
+    def jitter_level(self) -> float:
+        """The measured jitter the target follows (its ``jitter_percentile``), in seconds."""
+        return self._jitter_level
+
+    @property
     def delay(self) -> float | None:
         """The current playout delay above the fastest transit (None before the first packet)."""
         if self._next_time is None or not self._base._items:

@@ -218,6 +218,7 @@ class AdaptiveJitterBuffer:
 
     def report(self) -> dict[str, Any]:
         report: dict[str, Any] = asdict(self._playout.stats)
+        report["jitter_ms"] = round(self._playout.jitter_level * 1000, 1)
         report["target_delay_ms"] = round(self._playout.target_delay * 1000, 1)
         delay = self._playout.delay
         report["delay_ms"] = None if delay is None else round(delay * 1000, 1)

@@ -126,7 +126,13 @@ async def test_with_loss_and_jitter_towards_the_agent_every_burst_comes_back_on_
     sent = [signals.find_onsets(samples)[i] for i in range(6)]
     delays = [(o - s) / signals.SAMPLE_RATE for o, s in zip(onsets, sent, strict=True)]
     assert max(delays[-2:]) <= delays[0] + PlayoutSettings().max_nack_delay
-    assert stats["target_delay_ms"] <= PlayoutSettings().max_nack_delay * 1000
+    # Waiting for retransmissions adds at most max_nack_extra to what the measured jitter asks for
+    # (the jitter itself depends on the machine's load; 0.2 ms for the report's rounding).
+    settings = PlayoutSettings()
+    jitter_target_ms = stats["jitter_ms"] + 20
+    assert stats["target_delay_ms"] <= max(jitter_target_ms, settings.min_delay * 1000) + (
+        settings.max_nack_extra * 1000 + 0.2
+    )
 
 
 async def test_a_clean_call_decodes_every_packet_to_exactly_20_ms_at_16_khz(
