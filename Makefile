@@ -76,7 +76,8 @@ endif
 deploy-pipeline: web  ## Deploy the CI pipeline stack (see "Deploy through a pipeline")
 	$(CDK) deploy --all -c pipeline=1 --require-approval broadening
 
-test: setup check  ## Run the static checks, then every test suite
+test: setup check  ## Run the static checks, then every test suite (the web client's vitest units, then pytest)
+	npm --prefix web_client test
 	$(VENV)/bin/pytest
 
 bench: setup  ## Measure the agent: latency, CPU, memory, start-up (table + bench/results/latest.json)

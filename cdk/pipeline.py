@@ -241,6 +241,8 @@ def synth_commands() -> list[str]:
         "npm --prefix web_client ci",
         # ruff, mypy and tsc: the same static checks as `make test`.
         "make check",
+        # The web client's unit tests (vitest): signaling errors, config and event parsing.
+        "npm --prefix web_client test",
         "npm --prefix web_client run build",
         f'.venv/bin/pytest -m "{UNIT_TEST_MARKERS}"',
         # The pinned CLI from package.json, installed by `make test-deps`.

@@ -155,6 +155,7 @@ def test_synth_step_installs_checks_builds_the_web_client_runs_the_unit_tests_th
         "make test-deps",
         "npm --prefix web_client ci",
         "make check",
+        "npm --prefix web_client test",
         "npm --prefix web_client run build",
         '.venv/bin/pytest -m "not browser and not turn"',
         "npx --no-install cdk synth --quiet -c pipeline=1",
