@@ -236,7 +236,13 @@ export function toSignalingError(error: unknown): SignalingError {
       "The voice agent failed to answer. Please try again in a moment.",
       e?.name ?? `http_${status}`, true, status);
   }
+  // AWS's own error text (quotas, parameter names, request ids) is not for callers: a fixed message
+  // by kind, the error's name as the code, and the detail in the browser console.
+  console.warn("voice agent service error", e?.name, status, e?.message);
+  const retryable = isRetryableServiceError(e?.name, status);
   return new SignalingError(
-    e?.message && e.message !== "UnknownError" ? e.message : `The agent service answered HTTP ${status}.`,
-    e?.name ?? `http_${status}`, isRetryableServiceError(e?.name, status), status);
+    retryable
+      ? `The voice agent service is busy (HTTP ${status}). Please try again in a moment.`
+      : `The voice agent service refused the request (HTTP ${status}).`,
+    e?.name ?? `http_${status}`, retryable, status);
 }

@@ -207,20 +207,28 @@ describe("cloud signaling (InvokeAgentRuntime)", () => {
     [429, "ThrottlingException"], [503, "ServiceUnavailableException"], [500, "InternalServerException"],
   ])("reports AgentCore's %i %s as retryable on a new session", async (status, type) => {
     const signaling = await agentcore(serviceError(status, type, "Rate exceeded"));
-    expect(await failure(signaling.invoke("offer", {}, SESSION_ID)))
-      .toMatchObject({ code: type, status, retryable: true });
+    expect(await failure(signaling.invoke("offer", {}, SESSION_ID))).toMatchObject({
+      code: type, status, retryable: true,
+      message: `The voice agent service is busy (HTTP ${status}). Please try again in a moment.`,
+    });
   });
 
-  it("reports AgentCore's validation error as final", async () => {
+  it("reports AgentCore's validation error as final, without AWS's text", async () => {
     const signaling = await agentcore(serviceError(400, "ValidationException", "runtimeSessionId is too short"));
-    expect(await failure(signaling.invoke("offer", {}, SESSION_ID)))
-      .toMatchObject({ code: "ValidationException", status: 400, retryable: false });
+    const error = await failure(signaling.invoke("offer", {}, SESSION_ID));
+    expect(error).toMatchObject({
+      code: "ValidationException", status: 400, retryable: false,
+      message: "The voice agent service refused the request (HTTP 400).",
+    });
+    expect(error.message).not.toContain("runtimeSessionId");
   });
 
   it("names the HTTP status of an error with neither type nor message", async () => {
     const signaling = await agentcore({ status: 500 });
-    expect(await failure(signaling.invoke("offer", {}, SESSION_ID)))
-      .toMatchObject({ status: 500, retryable: true, message: "The agent service answered HTTP 500." });
+    expect(await failure(signaling.invoke("offer", {}, SESSION_ID))).toMatchObject({
+      status: 500, retryable: true,
+      message: "The voice agent service is busy (HTTP 500). Please try again in a moment.",
+    });
   });
 
   it("reports an unreachable service as a network failure to retry", async () => {
