@@ -1,4 +1,4 @@
-"""Fixtures for the agent suite: the agent as a real process, a loopback coturn."""
+"""Fixtures for the agent suite: the echo agent as a real process (relay_agent is in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import pytest
 from agent_calls import AUDIO_TIMEOUT_SECONDS
 
 from tests.support.agent_process import AgentProcess
-from tests.support.turn import TurnServer
 
 
 @pytest.fixture(scope="session")
@@ -17,14 +16,5 @@ def echo_agent() -> Iterator[AgentProcess]:
     with AgentProcess.start(
         voice="echo",
         env={"VOICE_AGENT_MAX_CALLS": "8", "VOICE_AGENT_AUDIO_TIMEOUT_SECONDS": str(AUDIO_TIMEOUT_SECONDS)},
-    ) as agent:
-        yield agent
-
-
-@pytest.fixture(scope="session")
-def relay_agent(turn_server: TurnServer) -> Iterator[AgentProcess]:
-    """The agent as in the cloud: relay only, the loopback coturn as its (static) TURN server."""
-    with AgentProcess.start(
-        voice="echo", ice_servers="static", relay_only=True, env=turn_server.ice_server_env()
     ) as agent:
         yield agent

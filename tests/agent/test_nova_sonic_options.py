@@ -1,6 +1,6 @@
 """The Nova 2 Sonic choices are one set: a stage configuration (cdk/config.py) takes exactly the voices the
-agent takes and, where it sets nothing, deploys the agent's own defaults; the choices are cheap to import
-(the CDK app imports them at synth)."""
+agent takes (what a stage that sets none deploys is tested with the stage settings); the choices are cheap
+to import (the CDK app imports them at synth)."""
 
 from __future__ import annotations
 
@@ -46,22 +46,6 @@ def stage_accepts(voice_id: str) -> bool:
 @pytest.mark.parametrize("voice_id", [*VOICE_IDS, "hal9000", ""])
 def test_a_stage_takes_exactly_the_voices_the_agent_takes(voice_id: str) -> None:
     assert stage_accepts(voice_id) == agent_accepts(voice_id)
-
-
-def test_a_stage_that_sets_no_voice_model_or_prompt_deploys_the_agents_defaults() -> None:
-    stage = parse_stage("dev", stage_without("voiceId", "modelId", "systemPrompt"))
-    agent = NovaSonicOptions.from_env({})
-    voice = NovaSonicConfig(region=stage.region)
-    assert (stage.model_id, stage.voice_id, stage.system_prompt) == (
-        agent.model_id,
-        agent.voice_id,
-        agent.system_prompt,
-    )
-    assert (voice.model_id, voice.voice_id, voice.system_prompt) == (
-        agent.model_id,
-        agent.voice_id,
-        agent.system_prompt,
-    )
 
 
 def test_the_voice_takes_the_three_endpointing_sensitivities_and_no_other() -> None:

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 from cdk_test_support import CDK_JSON_CONTEXT, build_in_process, run_cdk
+from voice_agent.voices.nova_sonic_options import NovaSonicOptions
 
 from cdk import capacity
 from cdk.config import StageConfig, StageConfigError, load_stage
+from cdk.runtime import runtime_environment
 from cdk.web_hosting import WebClientDirError
 
 DEV = CDK_JSON_CONTEXT["stages"]["dev"]
@@ -57,6 +59,13 @@ def test_config_is_immutable() -> None:
     config = load_stage({"stages": CDK_JSON_CONTEXT["stages"]})
     with pytest.raises(AttributeError):
         config.region = "us-west-2"  # type: ignore[misc]
+
+
+def test_a_stage_that_sets_no_voice_model_or_prompt_deploys_the_agents_own_defaults() -> None:
+    config = load_stage(with_dev(voiceId=None, modelId=None, systemPrompt=None))
+    deployed = runtime_environment(config, kvs_channels="arn:channel", cors_origins=[])
+
+    assert NovaSonicOptions.from_env(deployed) == NovaSonicOptions.from_env({})
 
 
 def test_optional_settings_have_defaults() -> None:

@@ -1,4 +1,5 @@
-"""Fixtures for the operations commands: botocore Stubbers for AWS, a fake clock, the local agent."""
+"""Fixtures for the operations commands: botocore Stubbers for AWS, a fake clock, the local agent
+(relay_agent is in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,6 @@ except ImportError as missing:  # a readable message instead of a collection tra
     ) from missing
 
 from tests.support.agent_process import AgentProcess
-from tests.support.turn import TurnServer
 
 
 @pytest.fixture
@@ -43,13 +43,4 @@ def clock() -> FakeClock:
 def direct_agent() -> Iterator[AgentProcess]:
     """The echo agent with no ICE servers: host candidates on loopback."""
     with AgentProcess.start(voice="echo", ice_servers="none") as agent:
-        yield agent
-
-
-@pytest.fixture(scope="session")
-def relay_agent(turn_server: TurnServer) -> Iterator[AgentProcess]:
-    """The echo agent in relay-only mode, handing out the loopback coturn as its static TURN server."""
-    with AgentProcess.start(
-        voice="echo", ice_servers="static", relay_only=True, env=turn_server.ice_server_env()
-    ) as agent:
         yield agent

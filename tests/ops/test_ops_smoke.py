@@ -20,7 +20,10 @@ from agentcore_standin import AgentCoreStandIn, ServiceError
 from botocore.credentials import Credentials
 from botocore.stub import Stubber
 from ops_fakes import REGION
+from smoke_faults import AgentDropsTheCall, AgentFreezes, BrokenOffer, WatchedSteps, call_with_fault
 from voice_agent_ops import smoke, smoke_ws
+from voice_agent_ops.signaling import Signaling
+from voice_agent_ops.smoke_steps import SmokeSettings
 from voice_agent_ops.stacks import NO_CREDENTIALS
 
 from tests.support.agent_process import AgentProcess
@@ -29,10 +32,11 @@ from tests.support.turn import TurnServer
 AGENT_STACK_ID = f"arn:aws:cloudformation:{REGION}:123456789012:stack/voice-agent-dev-agent/1"
 RUNTIME_ARN = f"arn:aws:bedrock-agentcore:{REGION}:123456789012:runtime/voice_agent_dev-Ab12Cd34Ef"
 ALL_STEPS = list(smoke.STEPS)
+CLIP_SECONDS = 0.6
 
 
 def run_smoke(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:
-    code = smoke.main([*args, "--json", "--clip-seconds", "0.6"])
+    code = smoke.main([*args, "--json", "--clip-seconds", str(CLIP_SECONDS)])
     return code, json.loads(capsys.readouterr().out)
 
 
@@ -178,18 +182,11 @@ def test_stage_without_an_agent_stack_fails_at_resolve_outputs(
     assert "voice-agent-dev-agent does not exist" in report["error"]
 
 
-def test_agent_errors_are_reported_with_their_code(
-    direct_agent: AgentProcess, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_agent_errors_are_reported_with_their_code(direct_agent: AgentProcess) -> None:
     # A broken SDP makes the agent answer 400 {"error": {...}}: the step names the agent's own words.
-    async def offer_with_broken_sdp(self: smoke.SmokeCall) -> str:
-        reply = await self._signaling.request("offer", {"sdp": "not sdp", "type": "offer"})
-        return str(reply)
+    settings = SmokeSettings(clip_seconds=CLIP_SECONDS)
+    report = (await call_with_fault(direct_agent, BrokenOffer, settings)).as_json()
 
-    monkeypatch.setattr(smoke.SmokeCall, "_offer_answer", offer_with_broken_sdp)
-    code, report = run_smoke(capsys, "--url", direct_agent.url)
-
-    assert code == 1
     assert report["failed_step"] == "offer_answer"
     assert report["error"].startswith("HTTP 400 ")
 
@@ -197,6 +194,7 @@ def test_agent_errors_are_reported_with_their_code(
 # --- --hold-seconds: a soak that keeps the call up and checks it -------------------------------------------
 
 HOLD_SECONDS = "2.5"
+HOLD_WITH_ECHO = SmokeSettings(clip_seconds=CLIP_SECONDS, expect_echo=True, hold_seconds=float(HOLD_SECONDS))
 
 
 def test_hold_keeps_the_call_up_and_checks_it(
@@ -216,41 +214,22 @@ def test_hold_keeps_the_call_up_and_checks_it(
     assert hold["seconds"] >= float(HOLD_SECONDS)
 
 
-def test_a_call_the_agent_drops_fails_at_hold_naming_the_second(
-    direct_agent: AgentProcess, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    audio_returned = smoke.SmokeCall._audio_returned
+async def test_a_call_the_agent_drops_fails_at_hold_naming_the_second(direct_agent: AgentProcess) -> None:
+    report = (await call_with_fault(direct_agent, AgentDropsTheCall, HOLD_WITH_ECHO)).as_json()
 
-    async def then_the_agent_drops_the_call(self: smoke.SmokeCall) -> None:
-        await audio_returned(self)
-        await self._signaling.request("disconnect", {"pc_id": self._pc_id})
-
-    monkeypatch.setattr(smoke.SmokeCall, "_audio_returned", then_the_agent_drops_the_call)
-    code, report = run_smoke(
-        capsys, "--url", direct_agent.url, "--expect-echo", "--hold-seconds", HOLD_SECONDS
-    )
-
-    assert code == 1
     assert report["failed_step"] == smoke.HOLD_STEP
     assert re.search(rf" at \d+\.\d s of the {HOLD_SECONDS} s hold", report["error"]), report["error"]
 
 
-def test_audio_that_stops_coming_back_fails_at_hold_naming_the_second(
-    direct_agent: AgentProcess, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+async def test_audio_that_stops_coming_back_fails_at_hold_naming_the_second(
+    direct_agent: AgentProcess,
 ) -> None:
-    # ICE stays up, but after the audio step nothing returned counts as heard (no level reaches 0 dBFS).
-    audio_returned = smoke.SmokeCall._audio_returned
+    # A frozen agent echoes nothing, but ICE consent outlasts the hold: ICE stays up, the audio does not.
+    def freezes(real: Signaling, steps: WatchedSteps) -> AgentFreezes:
+        return AgentFreezes(real, steps, direct_agent)
 
-    async def then_the_echo_goes_quiet(self: smoke.SmokeCall) -> None:
-        await audio_returned(self)
-        self._meter.threshold_dbfs = 0.0
+    report = (await call_with_fault(direct_agent, freezes, HOLD_WITH_ECHO)).as_json()
 
-    monkeypatch.setattr(smoke.SmokeCall, "_audio_returned", then_the_echo_goes_quiet)
-    code, report = run_smoke(
-        capsys, "--url", direct_agent.url, "--expect-echo", "--hold-seconds", HOLD_SECONDS
-    )
-
-    assert code == 1
     assert report["failed_step"] == smoke.HOLD_STEP
     assert re.match(
         rf"audio stopped coming back at \d+\.\d s of the {HOLD_SECONDS} s hold", report["error"]

@@ -150,6 +150,16 @@ class AgentProcess:
             f"voice-agent did not answer /ping within {timeout} s:\n{agent.read_log()[-3000:]}"
         )
 
+    @classmethod
+    def start_relay_only(
+        cls, ice_server_env: Mapping[str, str], env: Mapping[str, str] | None = None
+    ) -> AgentProcess:
+        """The echo agent as in the cloud: relay only, handing out the static TURN servers of
+        ``ice_server_env`` (a TurnServer's ``ice_server_env()``), with ``env`` on top."""
+        return cls.start(
+            voice="echo", ice_servers="static", relay_only=True, env={**ice_server_env, **(env or {})}
+        )
+
     def invoke(
         self, action: str, data: Any = None, *, session_id: str | None = None, timeout: float = 60.0
     ) -> tuple[int, Any]:

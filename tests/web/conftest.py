@@ -247,13 +247,10 @@ def echo_agent(echo_agent_process: AgentProcess) -> str:
 
 @pytest.fixture(scope="session")
 def relay_agent(turn_server: TurnServer, local_site: WebSite, cloud_site: WebSite) -> Iterator[str]:
-    """The agent as in the cloud: relay only, TURN credentials handed to the browser by ice_config,
-    both sites' origins allowed (as the deployed agent allows its CloudFront origin)."""
-    env = {
-        **turn_server.ice_server_env(),
-        "VOICE_AGENT_CORS_ORIGINS": f"{local_site.url},{cloud_site.url}",
-    }
-    with AgentProcess.start(voice="echo", ice_servers="static", relay_only=True, env=env) as agent:
+    """The suites' relay_agent as the browser needs it: TURN credentials handed to the browser by
+    ice_config, both sites' origins allowed (as the deployed agent allows its CloudFront origin)."""
+    origins = {"VOICE_AGENT_CORS_ORIGINS": f"{local_site.url},{cloud_site.url}"}
+    with AgentProcess.start_relay_only(turn_server.ice_server_env(), origins) as agent:
         yield agent.url
 
 
@@ -268,11 +265,10 @@ def tls_turn_server(test_certificates: Certificates) -> Iterator[TurnServer]:
 def tls_relay_agent(tls_turn_server: TurnServer, local_site: WebSite) -> Iterator[str]:
     """Relay only, handing out coturn's UDP and TLS URIs as KVS does (the agent itself allocates over UDP)."""
     env = {
-        **tls_turn_server.ice_server_env(),
         "ICE_SERVER_URLS": f"{tls_turn_server.url},{tls_turn_server.tls_url}",
         "VOICE_AGENT_CORS_ORIGINS": local_site.url,
     }
-    with AgentProcess.start(voice="echo", ice_servers="static", relay_only=True, env=env) as agent:
+    with AgentProcess.start_relay_only(tls_turn_server.ice_server_env(), env) as agent:
         yield agent.url
 
 
