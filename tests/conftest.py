@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.turn import TurnServer
+from testbed.turn import TurnServer
 
 TURN_FIXTURES = {"turn_server", "relay_agent", "tls_turn_server", "tls_relay_agent"}
 

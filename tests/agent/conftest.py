@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 from agent_calls import AUDIO_TIMEOUT_SECONDS
 
+from testbed.turn import TurnServer
 from tests.support.agent_process import AgentProcess
-from tests.support.turn import TurnServer
 
 
 @pytest.fixture(scope="session")

@@ -21,10 +21,10 @@ from voice_agent.receive import AdaptiveJitterBuffer, ReceivePath
 from voice_agent.sdp import opus_payload_type
 
 from testbed.impair import Impairment, ImpairmentRelay
+from testbed.turn import TurnServer
 from tests.support import signals
 from tests.support.agent_process import AgentProcess
 from tests.support.rtc_client import RtcCaller, SignalSource
-from tests.support.turn import TurnServer
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -18,8 +18,8 @@ except ImportError as missing:  # a readable message instead of a collection tra
         "(make setup does this)"
     ) from missing
 
+from testbed.turn import TurnServer
 from tests.support.agent_process import AgentProcess
-from tests.support.turn import TurnServer
 
 
 @pytest.fixture

@@ -22,9 +22,9 @@ from web_page_probes import record_invocations, wait_for_state
 from web_site import WebSite
 from web_support import RESULTS, TEST_CREDENTIALS, TEST_REGION, TEST_RUNTIME_ARN, WEB_CLIENT, load_local_up
 
+from testbed.tls import Certificates, CertutilMissing, make_certificates, trusting_home
+from testbed.turn import TurnServer
 from tests.support.agent_process import AgentProcess
-from tests.support.tls import Certificates, CertutilMissing, make_certificates, trusting_home
-from tests.support.turn import TurnServer
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 local_up = load_local_up()
