@@ -7,9 +7,10 @@ import asyncio
 import pytest
 from agent_calls import echo_round_trip, wait_for_call_end
 
+from testbed.caller import RtcCaller
+from testbed.media import SignalSource
 from tests.support import signals
 from tests.support.agent_process import AgentProcess
-from tests.support.rtc_client import RtcCaller, SignalSource
 
 pytestmark = pytest.mark.timeout(180)
 
