@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,17 +63,6 @@ CONDITIONS = (
 )
 
 
-def _through(
-    relay: ImpairmentRelay, turn_port: int
-) -> Callable[[list[dict[str, Any]]], list[dict[str, Any]]]:
-    def rewrite(servers: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [
-            {**s, "urls": [u.replace(f":{turn_port}", f":{relay.port}") for u in s["urls"]]} for s in servers
-        ]
-
-    return rewrite
-
-
 async def measure_condition(
     url: str, pid: int, turn_port: int, condition: Condition, *, seconds: float, seed: int
 ) -> dict[str, Any]:
@@ -89,7 +77,7 @@ async def measure_condition(
                 template,
                 first_chirp_frame=LEAD_FRAMES,
                 receiver="adaptive",
-                servers=_through(relay, turn_port),
+                servers=relay.rerouted,
             )
             try:
                 await caller.connect()
@@ -110,7 +98,7 @@ async def measure_condition(
                 ended = time.monotonic()
             finally:
                 await caller.close()
-    received = caller.recorder.audio()
+    received = caller.received_audio()
     sent = [t for t in caller.track.sent_times if t + SEARCH_SECONDS < ended]
     echoes = measure_echoes(received, sent, template, SEARCH_SECONDS)
     found = [e for e in echoes if e.latency_ms is not None]

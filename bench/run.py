@@ -26,7 +26,7 @@ from bench import report
 from bench.network import measure_network
 from bench.processes import REPO, rss_bytes, start_target, thread_count
 from bench.scenarios import idle_usage, measure_calls, measure_setup
-from tests.support.turn import TurnServer, TurnServerUnavailable
+from testbed.turn import TurnServer, TurnServerUnavailable
 
 RESULTS = REPO / "bench" / "results"
 

@@ -40,18 +40,6 @@ def _http(url: str) -> httpx.AsyncClient:
     return httpx.AsyncClient(base_url=url, timeout=httpx.Timeout(30.0))
 
 
-def _candidate_type(caller: Caller) -> str | None:
-    """The local candidate type of the nominated ICE pair ("host", "relay"...), to prove the path."""
-    try:
-        pc = caller._pc
-        assert pc is not None
-        ice = pc.getTransceivers()[0].sender.transport.transport
-        pair = next(iter(ice._connection._nominated.values()))
-        return pair.local_candidate.type
-    except Exception:
-        return None
-
-
 def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.array(values), q)) if values else float("nan")
 
@@ -64,20 +52,8 @@ async def measure_setup(url: str, count: int) -> dict[str, Any]:
         for _ in range(count):
             caller = Caller(http, template, first_chirp_frame=10**9)
             try:
-                times = await caller.connect()
-                samples.append(
-                    {
-                        "ice_config_ms": times.ice_config_ms,
-                        "gather_ms": times.gather_ms,
-                        "offer_to_answer_ms": times.offer_to_answer_ms,
-                        "connect_ms": times.connect_ms,
-                        "first_event_ms": times.first_event_ms,
-                        "setup_requests": times.setup_requests,
-                        "relay_policy": times.relay,
-                        "candidate_type": _candidate_type(caller),
-                        "first_event": times.events[0] if times.events else None,
-                    }
-                )
+                await caller.connect()
+                samples.append(caller.setup_figures())
             finally:
                 await caller.close()
             await asyncio.sleep(0.3)
@@ -222,7 +198,7 @@ async def measure_calls(url: str, pid: int, *, calls: int, seconds: float, idle_
     window = after.at - before.at
     heard = []
     for index, caller in enumerate(callers):
-        received = caller.recorder.audio()
+        received = caller.received_audio()
         sent = [t for t in caller.track.sent_times if t + SEARCH_SECONDS < ended]
         heard.append(_Heard(received, sent, measure_echoes(received, sent, templates[index], SEARCH_SECONDS)))
     per_caller = [_caller_figures(index, heard, templates, connected) for index in range(calls)]

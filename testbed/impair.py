@@ -140,6 +140,12 @@ class ImpairmentRelay(asyncio.DatagramProtocol):
     def downstream_stats(self) -> DirectionStats:
         return self._downstream.stats
 
+    def rerouted(self, ice_servers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The same ICE servers with the server's port replaced by the relay's: a peer given these
+        reaches the server through the relay, so only that peer's leg is impaired."""
+        target = f":{self._target[1]}"
+        return [{**s, "urls": [u.replace(target, f":{self.port}") for u in s["urls"]]} for s in ice_servers]
+
     def set_impairment(
         self, *, upstream: Impairment | None = None, downstream: Impairment | None = None
     ) -> None:

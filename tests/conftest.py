@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from testbed.turn import TurnServer
 from tests.support.agent_process import AgentProcess
-from tests.support.turn import TurnServer
 
 TURN_FIXTURES = {"turn_server", "relay_agent", "tls_turn_server", "tls_relay_agent"}
 
@@ -23,7 +23,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def turn_server() -> Iterator[TurnServer]:
-    """coturn on 127.0.0.1 with a static user (tests/support/turn.py)."""
+    """coturn on 127.0.0.1 with a static user (testbed/turn.py)."""
     with TurnServer.start() as turn:
         yield turn
 

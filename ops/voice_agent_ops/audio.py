@@ -1,10 +1,12 @@
-"""The smoke call's audio: a short tone sent on cue, and a meter for whatever audio comes back."""
+"""The smoke call's audio: a track paced like a microphone (the testbed's callers send on it too), a short
+tone sent on cue, and a meter for whatever audio comes back."""
 
 from __future__ import annotations
 
 import asyncio
 import fractions
 import math
+import time
 
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -23,14 +25,52 @@ def dbfs(samples: np.ndarray) -> float:
     return 20.0 * math.log10(rms) if rms > 0 else -math.inf
 
 
-class ToneClip(MediaStreamTrack):
-    """A microphone that is silent until ``play()``, then sends a tone for ``seconds``, then silence again.
+class PacedAudioTrack(MediaStreamTrack):
+    """A microphone's pace: 20 ms frames of 48 kHz mono s16, frame ``i`` handed over ``i`` x 20 ms after the
+    first on the monotonic clock (a late frame goes at once, and the next ones catch up to the schedule).
 
-    Frames are paced in real time (20 ms, 48 kHz mono s16), as a browser's microphone would be, and the
-    track never ends, so the RTP stream stays up for the rest of the call.
+    ``sent_at[i]`` is when frame ``i`` left recv(): the moment aiortc's sender takes it to the Opus encoder.
+    Subclasses say what each frame holds (``frame_samples``).
     """
 
     kind = "audio"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._start: float | None = None
+        self._index = 0
+        self._time_base = fractions.Fraction(1, SAMPLE_RATE)
+        self.sent_at: list[float] = []
+
+    def frame_samples(self, index: int) -> np.ndarray:
+        """Frame ``index``: SAMPLES_PER_FRAME int16 samples."""
+        raise NotImplementedError
+
+    async def recv(self) -> AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        now = time.monotonic()
+        if self._start is None:
+            self._start = now
+        due = self._start + self._index * FRAME_SECONDS
+        if due > now:
+            await asyncio.sleep(due - now)
+        index = self._index
+        self._index += 1
+        samples = self.frame_samples(index)
+        frame = AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = SAMPLE_RATE
+        frame.pts = index * SAMPLES_PER_FRAME
+        frame.time_base = self._time_base
+        self.sent_at.append(time.monotonic())
+        return frame
+
+
+class ToneClip(PacedAudioTrack):
+    """A microphone that is silent until ``play()``, then sends a tone for ``seconds``, then silence again.
+
+    The track never ends, so the RTP stream stays up for the rest of the call.
+    """
 
     def __init__(self, *, seconds: float, frequency: float = 440.0, level_dbfs: float = -12.0) -> None:
         super().__init__()
@@ -40,8 +80,6 @@ class ToneClip(MediaStreamTrack):
         self._tone_sent = 0
         self._playing = False
         self._amplitude = 32767 * 10 ** (level_dbfs / 20)
-        self._frames_sent = 0
-        self._clock_start: float | None = None
         self.started_at: float | None = None
         """Event-loop time of the first tone frame."""
         self.finished = asyncio.Event()
@@ -55,22 +93,8 @@ class ToneClip(MediaStreamTrack):
             self.finished.clear()
         self._playing = True
 
-    async def recv(self) -> AudioFrame:
-        if self.readyState != "live":
-            raise MediaStreamError
-        loop = asyncio.get_running_loop()
-        if self._clock_start is None:
-            self._clock_start = loop.time()
-        else:
-            due = self._clock_start + self._frames_sent * FRAME_SECONDS
-            await asyncio.sleep(max(0.0, due - loop.time()))
-        samples = self.next_frame(SAMPLE_RATE, loop.time())
-        frame = AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate = SAMPLE_RATE
-        frame.pts = self._frames_sent * SAMPLES_PER_FRAME
-        frame.time_base = fractions.Fraction(1, SAMPLE_RATE)
-        self._frames_sent += 1
-        return frame
+    def frame_samples(self, index: int) -> np.ndarray:
+        return self.next_frame(SAMPLE_RATE, asyncio.get_running_loop().time())
 
     def next_frame(self, rate: int, now: float) -> np.ndarray:
         """The next 20 ms at ``rate`` (one rate per clip): the tone while it plays, silence otherwise.

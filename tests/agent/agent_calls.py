@@ -7,9 +7,10 @@ import time
 
 import numpy as np
 
+from testbed.caller import RtcCaller, SignalingError
+from testbed.media import SignalSource
 from tests.support import signals
 from tests.support.agent_process import AgentProcess
-from tests.support.rtc_client import RtcCaller, SignalingError, SignalSource
 
 #: The echo agent's no-audio timeout: short enough that the vanished-caller test is quick, long
 #: enough for a loaded machine.

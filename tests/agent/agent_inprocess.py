@@ -14,7 +14,7 @@ from voice_agent.app import create_app
 from voice_agent.settings import Settings
 from voice_agent.voices.base import Voice, VoiceOutput
 
-from tests.support.ports import free_port
+from testbed.ports import free_port
 
 
 @contextlib.asynccontextmanager

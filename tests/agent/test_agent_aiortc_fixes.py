@@ -18,7 +18,7 @@ from aiortc.codecs.g722 import G722Encoder
 from aiortc.codecs.opus import OpusEncoder
 from voice_agent import aiortc_fixes
 
-from tests.support.turn import TurnServer
+from testbed.turn import TurnServer
 
 AIORTC_AUDIO_LEVEL = aiortc_fixes.AIORTC_COMPUTE_AUDIO_LEVEL_DBOV
 

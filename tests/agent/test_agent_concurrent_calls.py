@@ -8,9 +8,10 @@ import pytest
 from agent_calls import echo_round_trip, wait_for_call_end
 from voice_agent.calls import INPUT_QUEUE_FRAMES
 
+from testbed.caller import RtcCaller
+from testbed.media import SignalSource
 from tests.support import signals
 from tests.support.agent_process import AgentProcess
-from tests.support.rtc_client import RtcCaller, SignalSource
 
 pytestmark = pytest.mark.timeout(180)
 

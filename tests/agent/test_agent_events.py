@@ -13,8 +13,8 @@ from nova_sonic_fakes import wait_until
 from voice_agent.calls import Call
 from voice_agent.voices.base import VoiceOutput, error_event, transcript_event
 
+from testbed.caller import RtcCaller
 from tests.support import signals
-from tests.support.rtc_client import RtcCaller
 
 pytestmark = pytest.mark.timeout(60)
 

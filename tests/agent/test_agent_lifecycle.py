@@ -12,8 +12,8 @@ from agent_calls import AUDIO_TIMEOUT_SECONDS, burst_caller, wait_for_call_end, 
 from agent_inprocess import serve_in_process
 from aiortc import RTCPeerConnection
 
+from testbed.caller import RtcCaller
 from tests.support.agent_process import AgentProcess
-from tests.support.rtc_client import RtcCaller
 
 pytestmark = pytest.mark.timeout(180)
 

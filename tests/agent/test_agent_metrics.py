@@ -29,8 +29,8 @@ from voice_agent.settings import Settings, SettingsError
 from voice_agent.voices.base import VoiceOutput, VoiceSession
 from voice_agent.voices.nova_sonic import NovaSonicConfig, NovaSonicVoice
 
+from testbed.caller import RtcCaller, SignalingError
 from tests.support.agent_process import AgentProcess
-from tests.support.rtc_client import RtcCaller, SignalingError
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -20,11 +20,12 @@ from voice_agent.jitter import PlayoutSettings
 from voice_agent.receive import AdaptiveJitterBuffer, ReceivePath
 from voice_agent.sdp import opus_payload_type
 
+from testbed.caller import RtcCaller
 from testbed.impair import Impairment, ImpairmentRelay
+from testbed.media import SignalSource
+from testbed.turn import TurnServer
 from tests.support import signals
 from tests.support.agent_process import AgentProcess
-from tests.support.rtc_client import RtcCaller, SignalSource
-from tests.support.turn import TurnServer
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -80,23 +81,13 @@ async def test_every_other_receiver_keeps_aiortcs_own_buffer() -> None:
         await second.close()
 
 
-def through(
-    relay: ImpairmentRelay, turn: TurnServer, ice_servers: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
-    """The same servers, with coturn's address replaced by the relay's (the caller's leg only)."""
-    return [
-        {**s, "urls": [u.replace(f":{turn.port}", f":{relay.port}") for u in s["urls"]]} for s in ice_servers
-    ]
-
-
 async def impaired_echo(
     agent: AgentProcess, turn: TurnServer, upstream: Impairment, samples: np.ndarray, seed: int = 11
 ) -> tuple[np.ndarray, dict[str, Any], RtcCaller]:
     async with ImpairmentRelay(turn.port, upstream=upstream, seed=seed) as relay:
-        caller = RtcCaller(agent.url, source=SignalSource(samples))
+        caller = RtcCaller(agent.url, source=SignalSource(samples), rewrite_servers=relay.rerouted)
         try:
-            _, config = await caller.invoke("ice_config")
-            await caller.connect(ice_servers=through(relay, turn, config["iceServers"]), relay_only=True)
+            await caller.connect(relay_only=True)
             received = await echo_round_trip(caller, settle=0.6)
         finally:
             await caller.disconnect()

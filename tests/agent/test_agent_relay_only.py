@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from agent_calls import burst_caller, echo_round_trip
 
+from testbed.turn import TurnServer
 from tests.support import signals
 from tests.support.agent_process import AgentProcess
-from tests.support.turn import TurnServer
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -19,9 +19,10 @@ import pytest
 from agent_inprocess import serve_in_process
 from voice_agent.reclaim import Reclaimer
 
+from testbed.caller import RtcCaller
+from testbed.media import SignalSource
 from tests.support import signals
 from tests.support.agent_process import AgentProcess
-from tests.support.rtc_client import RtcCaller, SignalSource
 
 pytestmark = pytest.mark.timeout(180)
 

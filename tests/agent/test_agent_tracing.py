@@ -20,7 +20,7 @@ from voice_agent.cli import build_parser
 from voice_agent.settings import Settings, SettingsError
 from voice_agent.tracing import create_tracer
 
-from tests.support.rtc_client import RtcCaller
+from testbed.caller import RtcCaller
 
 pytestmark = pytest.mark.timeout(120)
 

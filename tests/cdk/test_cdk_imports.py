@@ -1,28 +1,14 @@
 """The structure of cdk/: what each module imports, read from the source (every import, those under
 `if TYPE_CHECKING:` and inside functions included)."""
 
-import ast
 from pathlib import Path
 
 from cdk_test_support import REPO_ROOT
 
+from tests.support.source_imports import imported_modules
+
 CDK_DIR = REPO_ROOT / "cdk"
 AGENT_PACKAGE = "voice_agent"
-
-
-def imported_modules(path: Path) -> set[str]:
-    """Every module `path` imports; `from cdk import zones` counts as cdk.zones when that is a module."""
-    modules: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            modules |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            modules.add(node.module)
-            for alias in node.names:
-                candidate = f"{node.module}.{alias.name}"
-                if (REPO_ROOT / (candidate.replace(".", "/") + ".py")).exists():
-                    modules.add(candidate)
-    return modules
 
 
 def cdk_modules() -> dict[str, Path]:
@@ -32,7 +18,7 @@ def cdk_modules() -> dict[str, Path]:
 def import_graph() -> dict[str, set[str]]:
     """cdk module -> the cdk modules it imports."""
     modules = cdk_modules()
-    return {name: imported_modules(path) & set(modules) for name, path in modules.items()}
+    return {name: imported_modules(path, REPO_ROOT) & set(modules) for name, path in modules.items()}
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str]:
@@ -73,13 +59,15 @@ def test_imports_under_type_checking_and_inside_functions_count(tmp_path: Path) 
         "if TYPE_CHECKING:\n    from cdk.agent import AgentStack\n"
         "def later():\n    from cdk import zones\n"
     )
-    assert {"cdk.agent", "cdk.zones"} <= imported_modules(module)
+    assert {"cdk.agent", "cdk.zones"} <= imported_modules(module, REPO_ROOT)
 
 
 def test_only_the_agent_contract_module_imports_the_agents_code() -> None:
     importers = {
         name
         for name, path in cdk_modules().items()
-        if any(m == AGENT_PACKAGE or m.startswith(f"{AGENT_PACKAGE}.") for m in imported_modules(path))
+        if any(
+            m == AGENT_PACKAGE or m.startswith(f"{AGENT_PACKAGE}.") for m in imported_modules(path, REPO_ROOT)
+        )
     }
     assert importers == {"cdk.agent_contract"}

@@ -26,8 +26,8 @@ from voice_agent_ops.signaling import Signaling
 from voice_agent_ops.smoke_steps import SmokeSettings
 from voice_agent_ops.stacks import NO_CREDENTIALS
 
+from testbed.turn import TurnServer
 from tests.support.agent_process import AgentProcess
-from tests.support.turn import TurnServer
 
 AGENT_STACK_ID = f"arn:aws:cloudformation:{REGION}:123456789012:stack/voice-agent-dev-agent/1"
 RUNTIME_ARN = f"arn:aws:bedrock-agentcore:{REGION}:123456789012:runtime/voice_agent_dev-Ab12Cd34Ef"

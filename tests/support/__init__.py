@@ -1,7 +1,5 @@
-"""Test helpers shared by the agent, browser, smoke and benchmark suites.
-
-Plain Python (no pytest fixtures here) so bench/ scripts can import them too:
-``turn`` (a loopback coturn), ``agent_process`` (``voice-agent`` as a subprocess),
-``rtc_client`` (an aiortc caller that sends audio and records what comes back), ``signals``
-(test tones and how to find them in a recording).
+"""Test helpers shared by the agent, browser and smoke suites (plain Python, no pytest fixtures):
+``agent_process`` (``voice-agent`` as a subprocess), ``signals`` (test tones and how to find them in a
+recording), ``agentcore_websocket`` (AgentCore's presigned WebSocket, stood in for). The loopback network
+the benchmarks use too (coturn, the aiortc caller, the impairment relay) is the ``testbed`` package.
 """

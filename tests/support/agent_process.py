@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .ports import free_port
+from testbed.ports import free_port
 
 
 class AgentDidNotStart(RuntimeError):

@@ -1,6 +1,6 @@
 """Fixtures for the browser tests: the built client, real agents, a real coturn, Debian's chromium.
 
-Agents and coturn come from tests/support (shared helpers). Everything expensive is session-scoped.
+Agents come from tests/support, coturn from testbed. Everything expensive is session-scoped.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from web_page_probes import record_invocations, wait_for_state
 from web_site import WebSite
 from web_support import RESULTS, TEST_CREDENTIALS, TEST_REGION, TEST_RUNTIME_ARN, WEB_CLIENT, load_local_up
 
+from testbed.tls import Certificates, CertutilMissing, make_certificates, trusting_home
+from testbed.turn import TurnServer
 from tests.support.agent_process import AgentProcess
-from tests.support.tls import Certificates, CertutilMissing, make_certificates, trusting_home
-from tests.support.turn import TurnServer
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 local_up = load_local_up()

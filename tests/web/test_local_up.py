@@ -16,7 +16,7 @@ import pytest
 from web_support import REPO, load_local_up
 
 from cdk.csp import content_security_policy
-from tests.support.ports import free_port
+from testbed.ports import free_port
 
 SCRIPT = REPO / "scripts" / "local_up.py"
 

@@ -20,8 +20,8 @@ from web_site import WebSite
 from web_support import load_local_up
 
 from testbed.impair import Impairment, RelayThread
+from testbed.turn import TurnServer
 from tests.support.agent_process import AgentProcess
-from tests.support.turn import TurnServer
 
 pytestmark = pytest.mark.browser
 

@@ -20,7 +20,7 @@ from web_page_probes import (
 )
 from web_support import load_local_up
 
-from tests.support.turn import TurnServer
+from testbed.turn import TurnServer
 
 pytestmark = pytest.mark.browser
 

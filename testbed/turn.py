@@ -4,7 +4,7 @@ with TurnServer.start() as turn:
     turn.url          # "turn:127.0.0.1:PORT?transport=udp"
     turn.username, turn.credential
 
-``TurnServer.start(tls=certificates)`` (tests/support/tls.py) also listens for TURN over TLS:
+``TurnServer.start(tls=certificates)`` (testbed.tls) also listens for TURN over TLS:
 ``turn.tls_url`` is "turns:localhost:PORT?transport=tcp", as KVS hands out its TLS URI on port 443.
 """
 
@@ -20,8 +20,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .ports import free_port
-from .tls import SERVER_NAME, Certificates
+from testbed.ports import free_port
+from testbed.tls import SERVER_NAME, Certificates
 
 REALM = "voice-agent.test"
 

@@ -1,42 +1,43 @@
-"""An aiortc caller for the agent: sends audio, records what comes back, counts signaling requests.
+"""An aiortc caller for the agent that signals like the browser client: sends audio on a paced track,
+records what comes back, counts signaling requests and times each set-up step.
 
     caller = RtcCaller(agent_url, source=SignalSource(samples))
     await caller.connect()              # ice_config + complete offer: two requests
+    await caller.wait_connected()
     await caller.source.finished.wait()
     received = caller.recorder.samples()   # int16 mono 48 kHz
     await caller.disconnect()
 
-``connect(trickle=True)`` sends the offer without candidates and trickles them with
-``ice_candidate`` (``candidate_keys="camel"`` uses sdpMid/sdpMLineIndex).
+``connect(trickle=True)`` sends the offer without candidates and trickles them with ``ice_candidate``
+(``candidate_keys="camel"`` uses sdpMid/sdpMLineIndex). ``receiver="adaptive"`` receives with the agent's
+own receive path (an adaptive jitter buffer and libopus with concealment) instead of aiortc's, which stalls
+and keeps its delay after any loss: with loss towards the caller, that is what a browser does.
+``rewrite_servers`` changes the TURN servers ice_config hands out (to put an impairment relay on the
+caller's leg).
 """
 
 from __future__ import annotations
 
 import asyncio
-import fractions
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
-import av
 import httpx
-import numpy as np
-from aiortc import (
-    RTCConfiguration,
-    RTCIceServer,
-    RTCPeerConnection,
-    RTCSessionDescription,
-)
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcconfiguration import RTCIceTransportPolicy
 from aiortc.sdp import candidate_to_sdp
+from voice_agent import aiortc_fixes
+from voice_agent.receive import ReceivePath
+from voice_agent.sdp import opus_payload_type
+from voice_agent_ops.audio import SAMPLE_RATE, PacedAudioTrack
 
-from .signals import read_wav_mono
+from testbed.media import Recorder, SignalSource
 
-SAMPLE_RATE = 48_000
-FRAME_SAMPLES = 960  # 20 ms
+IceServers = list[dict[str, Any]]
 
 
 class SignalingError(RuntimeError):
@@ -46,137 +47,59 @@ class SignalingError(RuntimeError):
         self.body = body
 
 
-class SignalSource(MediaStreamTrack):
-    """Plays int16 mono 48 kHz samples as 20 ms frames in real time, then silence.
+@dataclass
+class SetupTimes:
+    """Milliseconds of each set-up step of the last ``connect``, on the caller's monotonic clock."""
 
-    ``sent_at[i]`` is when frame ``i`` left (monotonic), for latency measurements.
-    """
+    ice_config_ms: float = 0.0
+    gather_ms: float = 0.0
+    """createOffer + setLocalDescription: aiortc gathers every candidate here (TURN allocation too)."""
+    offer_to_answer_ms: float = 0.0
+    relay_only: bool = False
+    """The caller gathered relay candidates only (ice_config asked for that, or the caller did)."""
+    started_at: float = 0.0
+    """When connect() began: the first signaling request."""
+    connected_at: float | None = None
+    """When connectionState became "connected" (ICE and DTLS done)."""
+    first_event_at: float | None = None
+    """When the agent's first message arrived on the "events" data channel."""
 
-    kind = "audio"
-
-    def __init__(self, samples: np.ndarray | None = None, *, loop: bool = False) -> None:
-        super().__init__()
-        samples = np.zeros(0, dtype=np.int16) if samples is None else samples.astype(np.int16)
-        padded = int(np.ceil(len(samples) / FRAME_SAMPLES)) * FRAME_SAMPLES
-        self._samples = np.concatenate([samples, np.zeros(padded - len(samples), dtype=np.int16)])
-        self._frames = len(self._samples) // FRAME_SAMPLES
-        self._loop = loop
-        self._index = 0
-        self._start: float | None = None
-        self._time_base = fractions.Fraction(1, SAMPLE_RATE)
-        self._silence = np.zeros(FRAME_SAMPLES, dtype=np.int16)
-        self.sent_at: list[float] = []
-        self.finished = asyncio.Event()
-
-    @classmethod
-    def from_wav(cls, path: str | Path, *, loop: bool = False) -> SignalSource:
-        """A 16-bit PCM WAV file (any rate, mono or stereo), resampled to 48 kHz mono."""
-        samples, rate = read_wav_mono(Path(path))
-        if rate != SAMPLE_RATE:
-            resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
-            frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
-            frame.sample_rate = rate
-            out = [*resampler.resample(frame), *resampler.resample(None)]
-            samples = np.concatenate([f.to_ndarray().reshape(-1) for f in out])
-        return cls(samples, loop=loop)
-
-    async def recv(self) -> av.AudioFrame:
-        if self.readyState != "live":
-            raise MediaStreamError
-        if self._start is None:
-            self._start = time.monotonic()
-        due = self._start + self._index * FRAME_SAMPLES / SAMPLE_RATE
-        wait = due - time.monotonic()
-        if wait > 0:
-            await asyncio.sleep(wait)
-        position = self._index % self._frames if (self._loop and self._frames) else self._index
-        if position < self._frames:
-            chunk = self._samples[position * FRAME_SAMPLES : (position + 1) * FRAME_SAMPLES]
-        else:
-            chunk = self._silence
-            self.finished.set()
-        frame = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate = SAMPLE_RATE
-        frame.time_base = self._time_base
-        frame.pts = self._index * FRAME_SAMPLES
-        self._index += 1
-        self.sent_at.append(time.monotonic())
-        return frame
-
-    def sample_sent_at(self, sample: int) -> float:
-        """When a given sample of the signal left (interpolated within its frame)."""
-        frame, offset = divmod(sample, FRAME_SAMPLES)
-        return self.sent_at[frame] + offset / SAMPLE_RATE
-
-
-class Recorder:
-    """Consumes the agent's track: keeps mono 48 kHz samples and each frame's arrival time."""
-
-    def __init__(self) -> None:
-        self._chunks: list[np.ndarray] = []
-        self.arrived_at: list[float] = []
-        self.frame_lengths: list[int] = []
-        self._task: asyncio.Task[None] | None = None
-        self.ended = asyncio.Event()
-
-    def start(self, track: MediaStreamTrack) -> None:
-        self._task = asyncio.ensure_future(self._run(track))
-
-    async def _run(self, track: MediaStreamTrack) -> None:
-        try:
-            while True:
-                frame = await track.recv()
-                data = frame.to_ndarray().reshape(-1)
-                channels = len(frame.layout.channels)
-                mono = data[::channels] if channels > 1 else data
-                self.arrived_at.append(time.monotonic())
-                self.frame_lengths.append(len(mono))
-                self._chunks.append(mono.astype(np.int16))
-        except MediaStreamError:
-            pass
-        finally:
-            self.ended.set()
-
-    def samples(self) -> np.ndarray:
-        return np.concatenate(self._chunks) if self._chunks else np.zeros(0, dtype=np.int16)
-
-    def sample_arrived_at(self, sample: int) -> float:
-        """When a given received sample arrived (its frame's arrival, plus its offset in the frame)."""
-        position = 0
-        for length, arrived in zip(self.frame_lengths, self.arrived_at, strict=True):
-            if sample < position + length:
-                return arrived + (sample - position) / SAMPLE_RATE
-            position += length
-        raise IndexError(sample)
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+    def since_start_ms(self, moment: float | None) -> float | None:
+        return None if moment is None else (moment - self.started_at) * 1000
 
 
 @dataclass
 class RtcCaller:
     agent_url: str
-    source: SignalSource = field(default_factory=SignalSource)
+    source: PacedAudioTrack = field(default_factory=SignalSource)
     session_id: str | None = None
     invocations_url: str | None = None
     """Defaults to ``agent_url + "/invocations"``."""
     http_headers: dict[str, str] = field(default_factory=dict)
+    http: httpx.AsyncClient | None = None
+    """A client to share between callers (it stays open); by default the caller opens its own."""
+    receiver: Literal["aiortc", "adaptive"] = "aiortc"
+    rewrite_servers: Callable[[IceServers], IceServers] | None = None
     requests: int = 0
     pc_id: str | None = None
     answer_sdp: str | None = None
     events: list[dict[str, Any]] = field(default_factory=list)
     recorder: Recorder = field(default_factory=Recorder)
+    times: SetupTimes = field(default_factory=SetupTimes)
     pc: RTCPeerConnection | None = None
-    _http: httpx.AsyncClient | None = None
+    _own_http: httpx.AsyncClient | None = None
+    _receive: ReceivePath | None = None
     _events_open: asyncio.Event = field(default_factory=asyncio.Event)
     _event_arrived: asyncio.Event = field(default_factory=asyncio.Event)
     connected: asyncio.Event = field(default_factory=asyncio.Event)
+    failed: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def invoke(self, action: str, data: Any = None, *, check: bool = True) -> tuple[int, Any]:
-        if self._http is None:
-            self._http = httpx.AsyncClient(timeout=60.0)
+        http = self.http
+        if http is None:
+            if self._own_http is None:
+                self._own_http = httpx.AsyncClient(timeout=60.0)
+            http = self._own_http
         headers = dict(self.http_headers)
         if self.session_id:
             headers["X-Amzn-Bedrock-AgentCore-Runtime-Session-Id"] = self.session_id
@@ -184,7 +107,7 @@ class RtcCaller:
         if data is not None:
             body["data"] = data
         self.requests += 1
-        response = await self._http.post(
+        response = await http.post(
             self.invocations_url or f"{self.agent_url}/invocations", json=body, headers=headers
         )
         try:
@@ -201,17 +124,23 @@ class RtcCaller:
         trickle: bool = False,
         candidate_keys: Literal["snake", "camel"] = "snake",
         relay_only: bool | None = None,
-        ice_servers: list[dict[str, Any]] | None = None,
+        ice_servers: IceServers | None = None,
         events_channel: bool = True,
     ) -> dict[str, Any]:
         """Signal a call. Returns the ``ice_config`` reply (unless ``ice_servers`` were given)."""
+        times = self.times = SetupTimes(started_at=time.monotonic())
         config: dict[str, Any] = {}
         if ice_servers is None:
             _, config = await self.invoke("ice_config")
+            times.ice_config_ms = (time.monotonic() - times.started_at) * 1000
             ice_servers = config["iceServers"]
+            if self.rewrite_servers is not None:
+                ice_servers = self.rewrite_servers(ice_servers)
+        agent_relays = config.get("iceTransportPolicy") == "relay"
         if relay_only is None:
-            relay_only = config.get("iceTransportPolicy") == "relay"
-        self.pc = RTCPeerConnection(
+            relay_only = agent_relays
+        times.relay_only = relay_only
+        self.pc = pc = RTCPeerConnection(
             RTCConfiguration(
                 iceServers=[
                     RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
@@ -220,17 +149,19 @@ class RtcCaller:
                 iceTransportPolicy=RTCIceTransportPolicy.RELAY if relay_only else RTCIceTransportPolicy.ALL,
             )
         )
-        pc = self.pc
 
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
-            if track.kind == "audio":
+            if track.kind == "audio" and self._receive is None:
                 self.recorder.start(track)
 
         @pc.on("connectionstatechange")
         def on_state() -> None:
-            if pc.connectionState == "connected":
+            if pc.connectionState == "connected" and not self.connected.is_set():
+                times.connected_at = time.monotonic()
                 self.connected.set()
+            elif pc.connectionState == "failed":
+                self.failed.set()
 
         if events_channel:
             channel = pc.createDataChannel("events")
@@ -241,30 +172,45 @@ class RtcCaller:
 
             @channel.on("message")
             def on_message(message: str | bytes) -> None:
+                times.first_event_at = times.first_event_at or time.monotonic()
                 self.events.append(json.loads(message))
                 self._event_arrived.set()
 
-        pc.addTransceiver(self.source, direction="sendrecv")
+        if self.receiver == "adaptive":
+            aiortc_fixes.install_jitter_buffer()
+            self._receive = ReceivePath(self.recorder.add, sample_rate=SAMPLE_RATE)
+            with self._receive.installed():  # the receiver aiortc makes for this transceiver is ours
+                pc.addTransceiver(self.source, direction="sendrecv")
+        else:
+            pc.addTransceiver(self.source, direction="sendrecv")
+        gather_start = time.monotonic()
         await pc.setLocalDescription(await pc.createOffer())
-        offer_sdp = pc.localDescription.sdp
+        times.gather_ms = (time.monotonic() - gather_start) * 1000
+        offer: dict[str, Any] = {"sdp": pc.localDescription.sdp, "type": "offer"}
         if trickle:
-            offer_sdp = (
+            offer["sdp"] = (
                 "\r\n".join(
                     line
-                    for line in offer_sdp.splitlines()
+                    for line in offer["sdp"].splitlines()
                     if not line.startswith(("a=candidate:", "a=end-of-candidates"))
                 )
                 + "\r\n"
             )
-        _, answer = await self.invoke("offer", {"sdp": offer_sdp, "type": "offer"})
+        if agent_relays:
+            offer["turnOnly"] = True  # as the browser client says when ice_config asks for relay only
+        offer_sent = time.monotonic()
+        _, answer = await self.invoke("offer", offer)
+        times.offer_to_answer_ms = (time.monotonic() - offer_sent) * 1000
         self.pc_id = answer["pc_id"]
         self.answer_sdp = answer["sdp"]
+        if self._receive is not None:
+            self._receive.payload_type = opus_payload_type(answer["sdp"])
         await pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type=answer["type"]))
         if trickle:
             await self.trickle_candidates(candidate_keys)
         return config
 
-    def local_candidates(self) -> list[tuple[str, str, int]]:
+    def local_candidates(self) -> list[tuple[str, str | None, int]]:
         """(candidate line, mid, m-line index) for every gathered local candidate."""
         assert self.pc is not None
         found = []
@@ -273,6 +219,16 @@ class RtcCaller:
             for candidate in gatherer.getLocalCandidates():
                 found.append((f"candidate:{candidate_to_sdp(candidate)}", transceiver.mid, 0))
         return found
+
+    def nominated_candidate_type(self) -> str | None:
+        """The local candidate type of the nominated ICE pair ("host", "relay"...), to prove the path."""
+        try:
+            assert self.pc is not None
+            ice = self.pc.getTransceivers()[0].sender.transport.transport
+            pair = next(iter(ice._connection._nominated.values()))
+            return str(pair.local_candidate.type)
+        except Exception:
+            return None
 
     async def trickle_candidates(self, keys: Literal["snake", "camel"] = "snake") -> None:
         mid_key, index_key = (
@@ -290,7 +246,16 @@ class RtcCaller:
         )
 
     async def wait_connected(self, within: float = 30.0) -> None:
-        await asyncio.wait_for(self.connected.wait(), within)
+        """Until ICE and DTLS are up; a peer connection that fails raises at once."""
+        connected = asyncio.ensure_future(self.connected.wait())
+        failed = asyncio.ensure_future(self.failed.wait())
+        try:
+            await asyncio.wait_for(asyncio.wait({connected, failed}, return_when="FIRST_COMPLETED"), within)
+        finally:
+            connected.cancel()
+            failed.cancel()
+        if not self.connected.is_set():
+            raise RuntimeError("the peer connection failed")
 
     async def wait_for_event(self, predicate: Any, within: float = 10.0) -> dict[str, Any]:
         async def scan() -> dict[str, Any]:
@@ -316,9 +281,9 @@ class RtcCaller:
         await self.recorder.stop()
         if self.pc is not None:
             await self.pc.close()
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
+        if self._receive is not None:
+            self._receive.close()
+        await self._close_http()
 
     async def vanish(self) -> None:
         """Stop sending anything at all, without closing DTLS politely: a caller whose network died."""
@@ -331,6 +296,9 @@ class RtcCaller:
                 for protocol in list(connection._protocols):
                     if protocol.transport is not None:
                         protocol.transport.abort()
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
+        await self._close_http()
+
+    async def _close_http(self) -> None:
+        if self._own_http is not None:
+            await self._own_http.aclose()
+            self._own_http = None
