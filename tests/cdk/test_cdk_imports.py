@@ -5,7 +5,7 @@ from pathlib import Path
 
 from cdk_test_support import REPO_ROOT
 
-from tests.support.source_imports import imported_modules
+from tests.support.source_imports import find_cycle, imported_modules
 
 CDK_DIR = REPO_ROOT / "cdk"
 AGENT_PACKAGE = "voice_agent"
@@ -19,27 +19,6 @@ def import_graph() -> dict[str, set[str]]:
     """cdk module -> the cdk modules it imports."""
     modules = cdk_modules()
     return {name: imported_modules(path, REPO_ROOT) & set(modules) for name, path in modules.items()}
-
-
-def find_cycle(graph: dict[str, set[str]]) -> list[str]:
-    """One import cycle as [a, b, ..., a], or [] when there is none (depth-first search)."""
-    done: set[str] = set()
-
-    def visit(node: str, path: list[str]) -> list[str]:
-        if node in path:
-            return [*path[path.index(node) :], node]
-        if node in done:
-            return []
-        for neighbour in sorted(graph[node]):
-            if cycle := visit(neighbour, [*path, node]):
-                return cycle
-        done.add(node)
-        return []
-
-    for start in sorted(graph):
-        if cycle := visit(start, []):
-            return cycle
-    return []
 
 
 def test_no_module_of_cdk_takes_part_in_an_import_cycle() -> None:

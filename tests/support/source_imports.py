@@ -37,3 +37,24 @@ def _package(path: Path, root: Path) -> list[str]:
     """The package a relative import in `path` starts from."""
     name = module_name(path, root).split(".")
     return name if path.name == "__init__.py" else name[:-1]
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One import cycle as [a, b, ..., a], or [] when there is none (depth-first search)."""
+    done: set[str] = set()
+
+    def visit(node: str, path: list[str]) -> list[str]:
+        if node in path:
+            return [*path[path.index(node) :], node]
+        if node in done:
+            return []
+        for neighbour in sorted(graph[node]):
+            if cycle := visit(neighbour, [*path, node]):
+                return cycle
+        done.add(node)
+        return []
+
+    for start in sorted(graph):
+        if cycle := visit(start, []):
+            return cycle
+    return []

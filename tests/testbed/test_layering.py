@@ -3,7 +3,7 @@ suites, and the operations commands (installed alone from ops/pyproject.toml) st
 
 from pathlib import Path
 
-from tests.support.source_imports import imported_modules
+from tests.support.source_imports import find_cycle, imported_modules, module_name
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -17,6 +17,37 @@ def importers_of(root: Path, forbidden: set[str], *packages: str) -> dict[str, s
             if hits:
                 found[path.relative_to(root).as_posix()] = hits
     return found
+
+
+# Each package and the directory its imports are resolved from.
+PACKAGES = {
+    "voice_agent": REPO_ROOT / "runtime_image",
+    "voice_agent_ops": REPO_ROOT / "ops",
+    "cdk": REPO_ROOT,
+    "testbed": REPO_ROOT,
+    "bench": REPO_ROOT,
+}
+
+
+def project_import_graph() -> dict[str, set[str]]:
+    """Every module of the project's packages -> the project modules it imports."""
+    paths = {
+        module_name(path, root): (path, root)
+        for package, root in PACKAGES.items()
+        for path in (root / package).rglob("*.py")
+    }
+    return {
+        name: (imported_modules(path, root) & set(paths)) - {name} for name, (path, root) in paths.items()
+    }
+
+
+def test_no_module_of_the_project_takes_part_in_an_import_cycle() -> None:
+    graph = project_import_graph()
+    assert (
+        len(graph) > 50 and "voice_agent.calls" in graph and "voice_agent.audio" in graph["voice_agent.calls"]
+    )
+    cycle = find_cycle(graph)
+    assert cycle == [], " -> ".join(cycle)
 
 
 def test_bench_and_testbed_import_nothing_from_the_test_suites() -> None:
