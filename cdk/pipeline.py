@@ -108,10 +108,15 @@ def pipeline_enabled(app: cdk.App) -> bool:
     )
 
 
-def _string(key: str, value: Any, rule: re.Pattern[str], allowed: str) -> str:
-    if not isinstance(value, str) or not rule.match(value):
+def _matched(key: str, value: Any, rule: re.Pattern[str], allowed: str) -> re.Match[str]:
+    matched = rule.match(value) if isinstance(value, str) else None
+    if matched is None:
         raise _fail(key, value, allowed)
-    return value
+    return matched
+
+
+def _string(key: str, value: Any, rule: re.Pattern[str], allowed: str) -> str:
+    return _matched(key, value, rule, allowed).string
 
 
 def _stage_names(key: str, value: Any, *, known: Sequence[str], allow_empty: bool) -> tuple[str, ...]:
@@ -138,7 +143,7 @@ def parse_pipeline(context: Mapping[str, Any]) -> PipelineConfig:
     if unknown:
         raise _fail(f"{SETTINGS_KEY}.{unknown[0]}", raw[unknown[0]], f"allowed keys: {', '.join(KNOWN_KEYS)}")
 
-    connection_arn = _string(
+    connection = _matched(
         f"{SETTINGS_KEY}.connectionArn",
         raw.get("connectionArn"),
         CONNECTION_ARN_RULE,
@@ -179,9 +184,7 @@ def parse_pipeline(context: Mapping[str, Any]) -> PipelineConfig:
         REGION_RULE,
         "allowed: an AWS region such as us-east-1 (default: the first stage's region)",
     )
-    matched = CONNECTION_ARN_RULE.match(connection_arn)
-    assert matched is not None  # _string checked it against the same rule
-    connection_account = matched["account"]
+    connection_arn, connection_account = connection.string, connection["account"]
     # An explicit account: CodePipeline's cross-region support stacks (one per stage region) need one.
     account = _string(
         f"{SETTINGS_KEY}.account",
