@@ -31,6 +31,7 @@ from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcconfiguration import RTCIceTransportPolicy
 from aiortc.sdp import candidate_to_sdp
 from voice_agent import aiortc_fixes
+from voice_agent.contract import SESSION_HEADER
 from voice_agent.receive import ReceivePath
 from voice_agent.sdp import opus_payload_type
 from voice_agent_ops.audio import SAMPLE_RATE, PacedAudioTrack
@@ -102,7 +103,7 @@ class RtcCaller:
             http = self._own_http
         headers = dict(self.http_headers)
         if self.session_id:
-            headers["X-Amzn-Bedrock-AgentCore-Runtime-Session-Id"] = self.session_id
+            headers[SESSION_HEADER] = self.session_id
         body: dict[str, Any] = {"action": action}
         if data is not None:
             body["data"] = data

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from voice_agent.contract import SESSION_HEADER
+
 from testbed.ports import free_port
 
 
@@ -163,7 +165,7 @@ class AgentProcess:
     def invoke(
         self, action: str, data: Any = None, *, session_id: str | None = None, timeout: float = 60.0
     ) -> tuple[int, Any]:
-        headers = {"X-Amzn-Bedrock-AgentCore-Runtime-Session-Id": session_id} if session_id else None
+        headers = {SESSION_HEADER: session_id} if session_id else None
         body: dict[str, Any] = {"action": action}
         if data is not None:
             body["data"] = data
