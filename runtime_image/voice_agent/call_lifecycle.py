@@ -3,15 +3,44 @@ runs, and one close however many things end it (the caller, a timeout, a failed 
 
 A kind of call (the WebRTC ``Call``, the WebSocket call) subclasses ``CallLifecycle``, spawns its tasks
 with ``spawn`` and implements ``_close``; ``end_soon`` starts that close once, from a callback or a task.
+Both feed the caller's audio to the voice through a ``VoiceInput``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 
 from voice_agent.logs import log_event
+
+INPUT_QUEUE_FRAMES = 25
+"""Audio waiting for the voice is bounded (500 ms): a voice that stalls loses audio, not real time."""
+
+
+class VoiceInput:
+    """The caller's 20 ms frames on their way to the voice: queued, and when the voice falls behind the
+    oldest goes, so the delay does not grow."""
+
+    def __init__(self, capacity: int = INPUT_QUEUE_FRAMES) -> None:
+        self._queue: asyncio.Queue[bytes] = asyncio.Queue()
+        self._capacity = capacity
+        self.dropped = 0
+        self.bytes_sent = 0
+        """What reached the voice (frames still queued when the call ends never do)."""
+
+    def put(self, pcm: bytes) -> None:
+        if self._queue.qsize() >= self._capacity:
+            self._queue.get_nowait()
+            self.dropped += 1
+        self._queue.put_nowait(pcm)
+
+    async def pump(self, send: Callable[[bytes], Awaitable[None]]) -> None:
+        """Until cancelled: each frame to ``send`` (the voice session's ``send_audio``), in order."""
+        while True:
+            pcm = await self._queue.get()
+            self.bytes_sent += len(pcm)
+            await send(pcm)
 
 
 class CallLifecycle:

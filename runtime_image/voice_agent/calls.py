@@ -24,7 +24,7 @@ from aiortc.sdp import candidate_from_sdp
 from opentelemetry import trace
 
 from voice_agent.audio import PacedOutputTrack
-from voice_agent.call_lifecycle import CallLifecycle
+from voice_agent.call_lifecycle import CallLifecycle, VoiceInput
 from voice_agent.call_telemetry import CallTelemetry, record_refused_offer
 from voice_agent.errors import CallError
 from voice_agent.ice import IceServer, aiortc_ice_servers
@@ -41,9 +41,6 @@ logger = logging.getLogger(__name__)
 CLOSE_TIMEOUT = 5.0
 """Every close is bounded: a voice or a peer connection that hangs must not keep a call alive."""
 
-
-INPUT_QUEUE_FRAMES = 25
-"""Audio waiting for the voice is bounded (500 ms): a voice that stalls loses audio, not real time."""
 
 VOICE_START_TIMEOUT = 30.0
 """A voice that cannot open its session in this long fails the offer with 503."""
@@ -128,11 +125,9 @@ class Call(CallLifecycle):
         self.counted = True
         self._last_audio_at = self._telemetry.started_at
         self._input_frames = 0
-        self._voice_input_bytes = 0
         self._remote_track: MediaStreamTrack | None = None
         # The caller's decoded audio, from the receive path's playout clock to the voice.
-        self._input: asyncio.Queue[bytes] = asyncio.Queue()
-        self._input_dropped = 0
+        self._input = VoiceInput()
         self._events: Any = None
         #: Set once the browser's "events" channel is open and "listening" has been sent on it.
         self.events_open = asyncio.Event()
@@ -236,7 +231,7 @@ class Call(CallLifecycle):
             receiver = next(t.receiver for t in self.pc.getTransceivers() if t.kind == "audio")
             self._receive.send_nack = getattr(receiver, "_send_rtcp_nack", None)
         answer_sdp = with_opus_parameters(answer_sdp, payload_type, self._opus.answer_parameters())
-        self.spawn(self._pump_input(), "input")
+        self.spawn(self._input.pump(self._live_session().send_audio), "input")
         self.spawn(self._await_track_end(), "track_end")
         self.spawn(self._watch_audio(), "audio_watchdog")
         if self._telemetry.reports_live:
@@ -300,18 +295,7 @@ class Call(CallLifecycle):
         if real:
             self._last_audio_at = time.monotonic()
             self._input_frames += 1
-        if self._input.qsize() >= INPUT_QUEUE_FRAMES:
-            # The voice is not keeping up: the oldest audio goes, the delay does not grow.
-            self._input.get_nowait()
-            self._input_dropped += 1
-        self._input.put_nowait(pcm)
-
-    async def _pump_input(self) -> None:
-        send = self._live_session().send_audio
-        while True:
-            pcm = await self._input.get()
-            self._voice_input_bytes += len(pcm)
-            await send(pcm)
+        self._input.put(pcm)
 
     async def _await_track_end(self) -> None:
         """aiortc ends the caller's track (receiver stopped) through its recv(): nothing else comes."""
@@ -373,12 +357,12 @@ class Call(CallLifecycle):
             underruns=self.output.underruns,
             media={
                 "input_frames": self._input_frames,
-                "voice_input_bytes": self._voice_input_bytes,
+                "voice_input_bytes": self._input.bytes_sent,
                 "output_frames": self.output.frames_sent,
                 "output_audio_frames": self.output.audio_frames_sent,
                 "output_underruns": self.output.underruns,
                 "output_silence_repeats": self.output.silence_repeats,
-                "input_dropped": self._input_dropped,
+                "input_dropped": self._input.dropped,
                 "input": self._receive.stats,
             },
         )

@@ -33,7 +33,7 @@ from opentelemetry import trace
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from voice_agent.audio import BYTES_PER_SAMPLE, PacedOutputTrack
-from voice_agent.call_lifecycle import CallLifecycle
+from voice_agent.call_lifecycle import CallLifecycle, VoiceInput
 from voice_agent.call_telemetry import CallTelemetry
 from voice_agent.contract import SESSION_HEADER
 from voice_agent.errors import CallError, describe, log_refused, new_error_id
@@ -48,8 +48,6 @@ INPUT_FRAME_BYTES = INPUT_SAMPLE_RATE * 20 // 1000 * BYTES_PER_SAMPLE
 MAX_AUDIO_FRAME_BYTES = INPUT_SAMPLE_RATE * BYTES_PER_SAMPLE
 """One second of audio: a caller streaming in real time never sends more in one frame."""
 MAX_TEXT_FRAME_BYTES = 4096
-INPUT_QUEUE_FRAMES = 25
-"""Audio waiting for the voice is bounded (500 ms): a voice that stalls loses audio, not real time."""
 OUTBOX_AUDIO_FRAMES = 10
 """Audio waiting for a slow socket is bounded (200 ms): the oldest goes, the delay does not grow."""
 VOICE_START_TIMEOUT = 30.0
@@ -175,8 +173,8 @@ class WebSocketCall(CallLifecycle):
         self._started_at = self._last_audio_at = time.monotonic()
         self._outbox = Outbox()
         self._pending_input = bytearray()
-        self._input: asyncio.Queue[bytes] = asyncio.Queue()
-        self._input_frames = self._input_dropped = self._voice_input_bytes = 0
+        self._input = VoiceInput()
+        self._input_frames = 0
         # Made by run(): a call the registry refuses owns nothing that needs releasing.
         self._on_ended: Callable[[Any], None] = _nobody
         self._telemetry: CallTelemetry | None = None
@@ -240,7 +238,8 @@ class WebSocketCall(CallLifecycle):
         log_event(logger, "call_started", call_id=self.id, transport="websocket", session_id=self.session_id)
         self.spawn(self._send_outbox(), "send")
         self.spawn(self._send_output(), "output")
-        self.spawn(self._pump_input(), "input")
+        assert self._session is not None
+        self.spawn(self._input.pump(self._session.send_audio), "input")
         self.spawn(self._receive(), "receive")
         self.spawn(self._watch_audio(), "audio_watchdog")
         if telemetry.reports_live:
@@ -281,10 +280,7 @@ class WebSocketCall(CallLifecycle):
         whole = len(self._pending_input) // INPUT_FRAME_BYTES * INPUT_FRAME_BYTES
         for start in range(0, whole, INPUT_FRAME_BYTES):
             self._input_frames += 1
-            if self._input.qsize() >= INPUT_QUEUE_FRAMES:
-                self._input.get_nowait()  # the voice is not keeping up: the oldest audio goes
-                self._input_dropped += 1
-            self._input.put_nowait(bytes(self._pending_input[start : start + INPUT_FRAME_BYTES]))
+            self._input.put(bytes(self._pending_input[start : start + INPUT_FRAME_BYTES]))
         del self._pending_input[:whole]
 
     def _on_text(self, text: str) -> None:
@@ -293,14 +289,6 @@ class WebSocketCall(CallLifecycle):
             self.end_soon("caller_stopped")
         else:
             self.send_event({"type": "pong", "id": message.get("id")})
-
-    async def _pump_input(self) -> None:
-        assert self._session is not None
-        send = self._session.send_audio
-        while True:
-            pcm = await self._input.get()
-            self._voice_input_bytes += len(pcm)
-            await send(pcm)
 
     async def _send_output(self) -> None:
         """The output track paces the voice's audio; frames that carry audio go to the caller."""
@@ -361,13 +349,13 @@ class WebSocketCall(CallLifecycle):
             underruns=output.underruns,
             media={
                 "input_frames": self._input_frames,
-                "voice_input_bytes": self._voice_input_bytes,
+                "voice_input_bytes": self._input.bytes_sent,
                 "output_frames": output.frames_sent,
                 "output_audio_frames": output.audio_frames_sent,
                 "output_underruns": output.underruns,
                 "output_silence_repeats": 0,
                 "output_dropped": self._outbox.audio_dropped,
-                "input_dropped": self._input_dropped,
+                "input_dropped": self._input.dropped,
                 "input": {},
             },
         )

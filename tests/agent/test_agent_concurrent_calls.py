@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 from agent_calls import echo_round_trip, wait_for_call_end
-from voice_agent.calls import INPUT_QUEUE_FRAMES
+from voice_agent.call_lifecycle import INPUT_QUEUE_FRAMES
 
 from testbed.caller import RtcCaller
 from testbed.media import SignalSource
